@@ -1,0 +1,49 @@
+"""What both entry points share: logging set-up, signal handling, exception → exit code."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from .errors import EXIT_FAILED, ConfigError, DataSyncError, Interrupted
+from .report import setup_logging
+from .settings import load_logging
+
+log = logging.getLogger("datasync")
+
+EXIT_CODES_HELP = """exit codes:
+  0    every table/file succeeded (or another run holds the lock)
+  1    at least one table/file failed (the others were synced)
+  2    configuration or usage error
+  3    a server could not be reached after CONNECT_RETRIES attempts
+  143  stopped by SIGTERM/SIGINT (the open transaction was rolled back)"""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+
+def run_main(body, environ=None) -> int:
+    """Run ``body()`` (which returns an exit code) and turn every failure into one log line."""
+    common = load_logging(environ)
+    setup_logging(common.log_level, common.log_json)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return body()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        return exc.exit_code
+    except DataSyncError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 1
+        log.exception("unexpected error")
+        return EXIT_FAILED
+
+
+def exit_with(code):
+    logging.shutdown()
+    sys.exit(code)

@@ -1,0 +1,67 @@
+"""Incremental mode: upsert rows changed since the watermark, then propagate deletes.
+
+Rows whose cursor is at or after (watermark - MYSQL_LOOKBACK_SECONDS) are COPYed into a
+temporary stage and merged on the primary key; unchanged rows are not rewritten, so the
+counts are true inserts and updates.  Deletes: every MySQL primary key is streamed into a
+temporary table and rows PostgreSQL has beyond them are deleted.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from ...postgres import ident
+from ..copy import Counts, copy_select, execute, table_ref
+from ..types import q
+
+STAGE = "_datasync_stage"
+KEYS = "_datasync_keys"
+
+
+def run(job, plan, existing, since=None):
+    where, args = "", None
+    if since is not None:
+        cursor = q(plan.cursor)
+        where = f"{cursor} >= TIMESTAMP(%s) - INTERVAL %s SECOND OR {cursor} IS NULL"
+        args = (since, job.settings.lookback_seconds)
+    execute(job, sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(ident(STAGE), table_ref(plan)))
+    _, zeros = copy_select(job, plan, ident(STAGE), where=where, args=args)
+    inserted, updated = upsert(job, plan)
+    deleted = delete_missing(job, plan) if plan.deletes else 0
+    return Counts(inserted, updated, deleted, zeros)
+
+
+def upsert(job, plan):
+    """Merge the stage into the target; returns (inserted, updated)."""
+    cols = [ident(t.name) for t in plan.columns]
+    key = [ident(k) for k in plan.pg_key()]
+    rest = [ident(t.name) for t in plan.columns if t.name not in plan.pg_key()]
+    if rest:
+        action = sql.SQL("DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})").format(
+            sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in rest),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in rest),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in rest))
+    else:
+        action = sql.SQL("DO NOTHING")
+    statement = sql.SQL(
+        "WITH up AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) {action} "
+        "RETURNING (xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up").format(
+            target=table_ref(plan), cols=sql.SQL(", ").join(cols), stage=ident(STAGE),
+            key=sql.SQL(", ").join(key), action=action)
+    return execute(job, statement)[0]
+
+
+def delete_missing(job, plan):
+    """Delete target rows whose primary key MySQL no longer has (keys streamed, not held)."""
+    key = [ident(k) for k in plan.pg_key()]
+    execute(job, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        ident(KEYS), sql.SQL(", ").join(key), table_ref(plan)))
+    targets = [t for t in plan.columns if t.column in plan.key]
+    copy_select(job, plan, ident(KEYS), targets=targets)
+    execute(job, sql.SQL("ANALYZE {}").format(ident(KEYS)))
+    match = sql.SQL(" AND ").join(sql.SQL("k.{0} = t.{0}").format(k) for k in key)
+    with job.pg.cursor() as cur:
+        cur.execute(sql.SQL("DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} k WHERE {})").format(
+            table_ref(plan), ident(KEYS), match))
+        return cur.rowcount

@@ -1,0 +1,208 @@
+"""The MySQL side: connection, catalogue reading, consistent snapshots, streaming reads."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import pymysql
+import pymysql.cursors
+
+from ..errors import TableError
+from ..retry import with_retries
+from .types import q
+
+log = logging.getLogger(__name__)
+
+# Known session state: UTC, utf8mb4, backslash escapes on (types.py relies on it),
+# long write timeout so a slow PostgreSQL never makes MySQL drop a streaming read.
+SESSION_SETUP = (
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION net_write_timeout = 3600",
+    "SET SESSION net_read_timeout = 3600",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+)
+FETCH_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+    column_type: str
+    nullable: bool
+    precision: int | None = None
+    scale: int | None = None
+    datetime_precision: int | None = None
+    char_length: int | None = None
+    extra: str = ""
+    is_json: bool = False
+
+    @property
+    def on_update_timestamp(self):
+        return "on update" in self.extra.lower() and self.data_type in ("timestamp", "datetime")
+
+    def with_json(self):
+        return replace(self, is_json=True)
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    unique: bool
+    columns: tuple  # of (column name, prefix length or None)
+    kind: str = "BTREE"
+
+
+@dataclass
+class SourceTable:
+    name: str
+    columns: list = field(default_factory=list)
+    indexes: list = field(default_factory=list)
+
+    @property
+    def primary_key(self):
+        for index in self.indexes:
+            if index.name == "PRIMARY":
+                return tuple(c for c, _ in index.columns)
+        return ()
+
+    def column(self, name):
+        return next(c for c in self.columns if c.name == name)
+
+
+class MySQLSource:
+    """One connection to the source database; values arrive as bytes (no decoding cost)."""
+
+    def __init__(self, settings, common):
+        self.settings, self.common = settings, common
+        self.conn = None
+
+    def connect(self):
+        s = self.settings
+        ssl = None
+        if s.ssl_ca or s.ssl_cert:
+            ssl = {k: v for k, v in (("ca", s.ssl_ca), ("cert", s.ssl_cert), ("key", s.ssl_key)) if v}
+        what = f"MySQL at {s.host}:{s.port} (database {s.db}, user {s.user})"
+        self.conn = with_retries(lambda: pymysql.connect(
+            host=s.host, port=s.port, user=s.user, password=s.password.value, database=s.db,
+            charset="utf8mb4", use_unicode=False, ssl=ssl, connect_timeout=self.common.connect_timeout,
+            cursorclass=pymysql.cursors.SSCursor, autocommit=True,
+        ), what, self.common, pymysql.err.OperationalError)
+        for statement in SESSION_SETUP:
+            self.execute(statement)
+        return self
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except pymysql.Error:
+                pass
+            self.conn = None
+
+    def reconnect(self):
+        self.close()
+        return self.connect()
+
+    def execute(self, statement, args=None):
+        """Run a statement and return all rows, decoded to str where they are bytes."""
+        with self.conn.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute(statement, args)
+            return [tuple(_text(v) for v in row) for row in cur.fetchall()]
+
+    def version(self):
+        return self.execute("SELECT VERSION()")[0][0]
+
+    def stream(self, statement, args=None):
+        """Yield rows of a SELECT without buffering the result (server-side cursor)."""
+        with self.conn.cursor() as cur:
+            cur.execute(statement, args)
+            while True:
+                rows = cur.fetchmany(FETCH_ROWS)
+                if not rows:
+                    return
+                yield rows
+
+    def begin_snapshot(self):
+        self.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def end_snapshot(self):
+        if self.conn is not None and self.conn.open:
+            self.execute("COMMIT")
+
+    # --- catalogue ------------------------------------------------------------------
+
+    def base_tables(self):
+        rows = self.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME", (self.settings.db,))
+        return [r[0] for r in rows]
+
+    def describe(self, names):
+        """Columns and indexes of the named tables, read in two catalogue queries."""
+        tables = {n: SourceTable(n) for n in names}
+        if not tables:
+            return tables
+        json_columns = self._json_check_columns()
+        for row in self.execute(
+                "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, "
+                "NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, EXTRA "
+                "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                (self.settings.db,)):
+            table, name, data_type, column_type, nullable, prec, scale, dtp, clen, extra = row
+            if table in tables:
+                tables[table].columns.append(Column(
+                    name, data_type.lower(), column_type.lower(), nullable == "YES", _int(prec), _int(scale),
+                    _int(dtp), _int(clen), extra or "", (table, name) in json_columns))
+        self._read_indexes(tables)
+        return tables
+
+    def _read_indexes(self, tables):
+        grouped = {}
+        for table, index, non_unique, column, sub_part, kind in self.execute(
+                "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE "
+                "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", (self.settings.db,)):
+            if table in tables:
+                entry = grouped.setdefault((table, index), [str(non_unique) == "0", [], kind])
+                entry[1].append((column, _int(sub_part)))
+        for (table, index), (unique, columns, kind) in grouped.items():
+            tables[table].indexes.append(Index(index, unique, tuple(columns), kind or "BTREE"))
+
+    def _json_check_columns(self):
+        """MariaDB stores JSON as LONGTEXT with a json_valid() check; find those columns."""
+        try:
+            rows = self.execute(
+                "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                "WHERE CONSTRAINT_SCHEMA = %s", (self.settings.db,))
+        except pymysql.err.MySQLError:  # MySQL 5.7 has no CHECK_CONSTRAINTS
+            return set()
+        found = set()
+        for table, clause in rows:
+            clause = clause.strip()
+            if clause.lower().startswith("json_valid(`") and clause.endswith("`)"):
+                found.add((table, clause[len("json_valid(`"):-2].replace("``", "`")))
+        return found
+
+    def find_rejected(self, table, key, predicate, where=""):
+        """The primary key (or first columns) of one row matching ``predicate``, as text."""
+        columns = key or ()
+        select = ", ".join(q(c) for c in columns) or "1"
+        condition = f"({predicate})" + (f" AND ({where})" if where else "")
+        try:
+            rows = self.execute(f"SELECT {select} FROM {q(table)} WHERE {condition} LIMIT 1")
+        except pymysql.err.MySQLError as exc:
+            raise TableError(f"table {table!r}: cannot look for the bad value: {exc}") from exc
+        if not rows:
+            return None
+        return ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0])) if columns else "(table has no key)"
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _int(value):
+    return None if value is None else int(value)

@@ -1,0 +1,139 @@
+r"""MySQL column → PostgreSQL type, plus the MySQL expression that emits its COPY text.
+
+MySQL itself formats every value as PostgreSQL COPY text (``\N`` for NULL, backslash,
+tab, newline and CR escaped) inside the SELECT; Python only joins the lines.  That is
+what makes the copy fast: no per-field Python work.
+
+Every mapping holds all values of the MySQL type.  Values PostgreSQL cannot hold as
+mapped are never changed silently: ``reject`` is a MySQL predicate that finds such rows,
+used to name the column and primary key when COPY refuses a value.  The documented
+lossy-free exceptions: zero dates (and dates with a zero month or day) become NULL and
+are counted; FLOAT is sent as the exact double of its single-precision value.
+
+The SQL literals below assume the session sql_mode set in source.py (no
+NO_BACKSLASH_ESCAPES), so ``'\\N'`` is backslash-N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import TableError
+
+NULL = r"'\\N'"
+
+
+def q(name: str) -> str:
+    """Quote a MySQL identifier (backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def escape_text(expr: str) -> str:
+    r"""COPY-escape a string expression: \ → \\, tab → \t, LF → \n, CR → \r (as utf8mb4)."""
+    return (rf"REPLACE(REPLACE(REPLACE(REPLACE(CONVERT({expr} USING utf8mb4), "
+            r"'\\', '\\\\'), '\t', '\\t'), '\n', '\\n'), '\r', '\\r')")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    pg_type: str             # as PostgreSQL's format_type() prints it
+    export: str              # MySQL expression producing COPY text (never NULL)
+    reject: str | None = None   # MySQL predicate: a value PostgreSQL will refuse
+    reason: str = ""            # what is wrong with such a value
+    zero_date: str | None = None  # MySQL 0/1 expression: this row's value is a zero date
+
+
+INT_TYPES = {  # data_type: (signed, unsigned)
+    "tinyint": ("smallint", "smallint"),
+    "smallint": ("smallint", "integer"),
+    "mediumint": ("integer", "integer"),
+    "int": ("integer", "bigint"),
+    "integer": ("integer", "bigint"),
+    "bigint": ("bigint", "numeric(20,0)"),
+}
+TEXT_TYPES = {"tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+GEOMETRY_TYPES = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+                  "multipolygon", "geometrycollection", "geomcollection"}
+NUL_IN_TEXT = "INSTR(CONVERT({c} USING binary), CHAR(0)) > 0"
+
+
+def map_column(col, tinyint1_as_boolean=True, postgis=False) -> Mapping:
+    """Choose the PostgreSQL type and export expression for one MySQL column."""
+    c, t = q(col.name), col.data_type
+    for mapper in (_numeric, _textual, _temporal, _other):
+        found = mapper(col, c, t, tinyint1_as_boolean, postgis)
+        if found:
+            return found
+    raise TableError(f"column {col.name!r} has type {col.column_type!r}, which this service cannot copy")
+
+
+def _wrap(value_expr, pg_type, **kw):
+    return Mapping(pg_type, f"IFNULL({value_expr}, {NULL})", **kw)
+
+
+def _numeric(col, c, t, tinyint1_as_boolean, postgis):
+    unsigned = "unsigned" in col.column_type
+    if t == "tinyint" and col.column_type.startswith("tinyint(1)") and not unsigned and tinyint1_as_boolean:
+        return _wrap(c, "boolean", reject=f"{c} NOT IN (0, 1)",
+                     reason="is not 0 or 1 (set MYSQL_TINYINT1_AS_BOOLEAN=false to copy as smallint)")
+    if t in INT_TYPES:
+        return _wrap(c, INT_TYPES[t][unsigned])
+    if t == "decimal":
+        return _wrap(c, f"numeric({col.precision},{col.scale})")
+    if t == "float":  # the exact double of the single-precision value; MySQL prints FLOAT to 6 digits only
+        return _wrap(f"({c} + 0e0)", "real")
+    if t in ("double", "real"):
+        return _wrap(c, "double precision")
+    if t == "bit":
+        return _wrap(f"LPAD(BIN({c}), {col.precision}, '0')", f"bit({col.precision})")
+    if t == "year":
+        return _wrap(f"({c} + 0)", "smallint")
+    return None
+
+
+def _textual(col, c, t, tinyint1_as_boolean, postgis):
+    nul = NUL_IN_TEXT.format(c=c)
+    reason = "contains a NUL byte, which PostgreSQL text cannot hold"
+    if col.is_json:
+        return _wrap(escape_text(c), "jsonb", reject=f"{nul} OR INSTR({c}, '\\\\u0000') > 0",
+                     reason="contains a NUL character, which PostgreSQL jsonb cannot hold")
+    if t in ("char", "varchar"):
+        return _wrap(escape_text(c), f"character varying({col.char_length})", reject=nul, reason=reason)
+    if t in TEXT_TYPES:
+        return _wrap(escape_text(c), "text", reject=nul, reason=reason)
+    if t in BINARY_TYPES:
+        return _wrap(rf"CONCAT('\\\\x', HEX({c}))", "bytea")
+    return None
+
+
+def _temporal(col, c, t, tinyint1_as_boolean, postgis):
+    if t not in ("date", "datetime", "timestamp"):
+        if t == "time":
+            return _wrap(c, "interval")
+        return None
+    zero = f"(MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)"
+    value = f"CASE WHEN {zero} THEN NULL ELSE {c} END"
+    fsp = col.datetime_precision or 0
+    if t == "date":
+        pg_type = "date"
+    elif t == "datetime":
+        pg_type = f"timestamp({fsp}) without time zone"
+    else:
+        pg_type, value = f"timestamp({fsp}) with time zone", f"CONCAT({value}, '+00')"
+    return _wrap(value, pg_type, zero_date=f"IFNULL({zero}, 0)", reject=f"YEAR({c}) = 0 AND NOT {zero}",
+                 reason="has year 0, which PostgreSQL dates cannot hold")
+
+
+def _other(col, c, t, tinyint1_as_boolean, postgis):
+    if t == "json":
+        return _textual(col.with_json(), c, t, tinyint1_as_boolean, postgis)
+    if t in GEOMETRY_TYPES:
+        if postgis:
+            return _wrap(f"CONCAT('SRID=', ST_SRID({c}), ';', ST_AsText({c}))", "geometry")
+        return _wrap(escape_text(f"ST_AsText({c})"), "text")
+    return None
+
+
+def needs_pg_text_check(mapping: Mapping) -> bool:
+    return mapping.reject is not None

@@ -1,0 +1,129 @@
+"""The PostgreSQL side: connections, identifiers, COPY, advisory locks."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from .errors import UnreachableError
+from .retry import with_retries
+
+log = logging.getLogger(__name__)
+
+MAX_IDENTIFIER_BYTES = 63
+LOCK_NAMESPACE = 0x44530000  # "DS": first key of every advisory lock this project takes
+
+
+def connect(pg, common, application_name="datasync"):
+    """Open a psycopg2 connection (autocommit off) with bounded retries."""
+    params = dict(host=pg.host, port=pg.port, dbname=pg.db, user=pg.user,
+                  password=pg.password.value or None, sslmode=pg.sslmode,
+                  connect_timeout=common.connect_timeout, application_name=application_name,
+                  keepalives=1, keepalives_idle=30)
+    if pg.sslrootcert:
+        params["sslrootcert"] = pg.sslrootcert
+    what = f"PostgreSQL at {pg.host}:{pg.port} (database {pg.db}, user {pg.user})"
+    return with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError)
+
+
+def server_version(conn):
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        version = cur.fetchone()[0]
+    conn.rollback()
+    return version
+
+
+def pg_name(name: str) -> str:
+    """Fold to lower case; shorten names over 63 bytes deterministically.
+
+    A long name keeps its first bytes (cut on a character boundary) and ends in ``_``
+    plus the first 8 hex digits of the SHA-1 of the full folded name, 63 bytes in all.
+    """
+    return shorten(name.lower())
+
+
+def shorten(name: str) -> str:
+    raw = name.encode("utf-8")
+    if len(raw) <= MAX_IDENTIFIER_BYTES:
+        return name
+    digest = hashlib.sha1(raw).hexdigest()[:8]
+    head = raw[: MAX_IDENTIFIER_BYTES - 9].decode("utf-8", "ignore")
+    return f"{head}_{digest}"
+
+
+def ident(*parts):
+    """A quoted (possibly schema-qualified) identifier."""
+    return sql.Identifier(*parts)
+
+
+def lock_key(name: str) -> int:
+    """A stable 32-bit signed key for an advisory lock on ``name``."""
+    value = int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big")
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def try_lock(conn, name):
+    """Take a session-level advisory lock; False when another session holds it."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, lock_key(name)))
+        got = cur.fetchone()[0]
+    conn.commit()
+    return got
+
+
+def unlock(conn, name):
+    if conn.closed:
+        return
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, lock_key(name)))
+        conn.commit()
+    except psycopg2.Error:  # a dead connection has released its locks already
+        log.debug("could not release advisory lock %s", name, exc_info=True)
+
+
+class ChunkReader:
+    """A file-like object over an iterator of byte chunks, for ``copy_expert``."""
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+
+    def read(self, size=-1):
+        return next(self.chunks, b"")
+
+    readline = read
+
+
+def copy_in(conn, table_sql, columns, chunks, options=""):
+    """COPY byte chunks of COPY text into ``table_sql`` (a sql.Composable) in the open transaction."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
+        table_sql, sql.SQL(", ").join(ident(c) for c in columns), sql.SQL(options))
+    with conn.cursor() as cur:
+        cur.copy_expert(statement, ChunkReader(chunks), size=1 << 20)
+        return cur.rowcount
+
+
+def is_connection_error(exc):
+    """True for errors that mean the connection is gone rather than the data was bad."""
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or (
+        getattr(exc, "pgcode", None) or "").startswith(("08", "57P"))
+
+
+def reconnect_if_broken(conn, pg, common):
+    """Return ``conn`` if usable, else a fresh connection (raises UnreachableError)."""
+    if not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
+        return conn
+    log.warning("PostgreSQL connection lost; reconnecting")
+    try:
+        conn.close()
+    except psycopg2.Error:
+        pass
+    return connect(pg, common)
+
+
+__all__ = ["connect", "pg_name", "ident", "try_lock", "unlock", "copy_in", "UnreachableError"]

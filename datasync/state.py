@@ -1,0 +1,163 @@
+"""Run history, per-table watermarks and the FTP file ledger, kept in PostgreSQL.
+
+All of it lives in one schema (DATASYNC_STATE_SCHEMA, default ``datasync``):
+
+- ``runs``         one row per run of either service, with per-table/per-file results (jsonb)
+- ``mysql_tables`` per copied table: mode, cursor column, watermark, last result
+- ``ftp_files``    per remote file: size, mtime, head fingerprint, bytes loaded, counts, status
+
+Watermarks and ledger rows are written inside the same transaction as the data they
+describe, so they can never run ahead of (or behind) what PostgreSQL holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from psycopg2 import sql
+from psycopg2.extras import Json, RealDictCursor
+
+from .postgres import LOCK_NAMESPACE, ident, lock_key
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.runs (
+    id          bigserial PRIMARY KEY,
+    service     text NOT NULL,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    backend_pid integer NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    status      text NOT NULL DEFAULT 'running',
+    exit_code   integer,
+    details     jsonb NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS {schema}.mysql_tables (
+    source_db     text NOT NULL,
+    source_table  text NOT NULL,
+    target_schema text NOT NULL,
+    target_table  text NOT NULL,
+    mode          text NOT NULL,
+    cursor_column text,
+    watermark     text,
+    last_run_id   bigint,
+    last_success  timestamptz,
+    last_status   text,
+    last_error    text,
+    rows_inserted bigint, rows_updated bigint, rows_deleted bigint, zero_dates bigint,
+    seconds       double precision,
+    PRIMARY KEY (source_db, source_table)
+);
+CREATE TABLE IF NOT EXISTS {schema}.ftp_files (
+    remote_path   text PRIMARY KEY,
+    size          bigint NOT NULL,
+    mtime         timestamptz,
+    head_sha256   text NOT NULL,
+    head_length   integer NOT NULL,
+    offset_loaded bigint NOT NULL,
+    lines_loaded  bigint NOT NULL DEFAULT 0,
+    lines_rejected bigint NOT NULL DEFAULT 0,
+    next_line_no  bigint NOT NULL DEFAULT 1,
+    header        text,
+    status        text NOT NULL,
+    first_seen    timestamptz NOT NULL DEFAULT now(),
+    last_loaded   timestamptz,
+    deleted_at    timestamptz,
+    last_error    text
+);
+"""
+
+
+def ensure_schema(conn, schema):
+    """Create the state schema and tables once; an advisory lock serialises replicas."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key("state-ddl")))
+        cur.execute(sql.SQL(DDL).format(schema=ident(schema)))
+    conn.commit()
+
+
+def start_run(conn, schema, service):
+    """Record a new run; close out runs whose process died (their backend is gone)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "UPDATE {}.runs SET status = 'aborted', finished_at = now() WHERE status = 'running' "
+            "AND service = %s AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)"
+        ).format(ident(schema)), (service,))
+        cur.execute(sql.SQL(
+            "INSERT INTO {}.runs (service, host, pid, backend_pid) VALUES (%s, %s, %s, pg_backend_pid()) "
+            "RETURNING id").format(ident(schema)), (service, socket.gethostname(), os.getpid()))
+        run_id = cur.fetchone()[0]
+    conn.commit()
+    return run_id
+
+
+def finish_run(conn, schema, run_id, status, exit_code, details):
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "UPDATE {}.runs SET finished_at = now(), status = %s, exit_code = %s, details = %s WHERE id = %s"
+        ).format(ident(schema)), (status, exit_code, Json(details, dumps=_dumps), run_id))
+    conn.commit()
+
+
+def _dumps(value):
+    return json.dumps(value, default=str)
+
+
+def recent_runs(conn, schema, service, limit=10):
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL(
+            "SELECT id, started_at, finished_at, status, exit_code, host, "
+            "round(extract(epoch FROM finished_at - started_at)::numeric, 1)::float AS seconds "
+            "FROM {}.runs WHERE service = %s ORDER BY id DESC LIMIT %s").format(ident(schema)), (service, limit))
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def schema_exists(conn, schema):
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}".runs',))
+        found = cur.fetchone()[0]
+    conn.rollback()
+    return found
+
+
+def get_table_state(conn, schema, source_db, source_table):
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}.mysql_tables WHERE source_db = %s AND source_table = %s")
+                    .format(ident(schema)), (source_db, source_table))
+        return cur.fetchone()
+
+
+def save_table_state(conn, schema, row):
+    """Upsert one table's state, inside the caller's transaction."""
+    columns = list(row)
+    statement = sql.SQL(
+        "INSERT INTO {}.mysql_tables ({}) VALUES ({}) ON CONFLICT (source_db, source_table) DO UPDATE SET {}"
+    ).format(ident(schema), sql.SQL(", ").join(map(ident, columns)),
+             sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+             sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in columns))
+    with conn.cursor() as cur:
+        cur.execute(statement, list(row.values()))
+
+
+def record_table_failure(conn, schema, source_db, source_table, run_id, error):
+    """Note a failed attempt without touching the watermark (own small transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "UPDATE {}.mysql_tables SET last_status = 'failed', last_error = %s, last_run_id = %s "
+            "WHERE source_db = %s AND source_table = %s").format(ident(schema)),
+            (error, run_id, source_db, source_table))
+    conn.commit()
+
+
+def table_states(conn, schema, source_db):
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}.mysql_tables WHERE source_db = %s ORDER BY source_table")
+                    .format(ident(schema)), (source_db,))
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows

@@ -1,0 +1,147 @@
+"""Fixtures: one per real server, a throwaway database on each, and a way to run the services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import pymysql
+import pytest
+
+from tests import servers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = servers.postgres_server()
+    yield server
+    if server.stop:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    server = servers.mysql_server()
+    yield server
+    if server.stop:
+        server.stop()
+
+
+class PgDB:
+    """A throwaway PostgreSQL database with small query helpers."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+
+    def connect(self):
+        return psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user, dbname=self.name)
+
+    def query(self, statement, args=None):
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(statement, args)
+            rows = cur.fetchall() if cur.description else None
+        conn.close()
+        return rows
+
+    def value(self, statement, args=None):
+        return self.query(statement, args)[0][0]
+
+
+class MyDB:
+    """A throwaway MySQL database (utf8mb4) with small query helpers."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+
+    def connect(self, **kw):
+        options = {"charset": "utf8mb4", "autocommit": True, **kw}
+        return pymysql.connect(host=self.server.host, port=self.server.port, user=self.server.user,
+                               password=self.server.password, database=self.name, **options)
+
+    def run(self, *statements, args=None):
+        conn = self.connect()
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement, args)
+        conn.close()
+
+    def many(self, statement, rows):
+        conn = self.connect()
+        with conn.cursor() as cur:
+            cur.executemany(statement, rows)
+        conn.close()
+
+
+def unique_name(prefix):
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_db(pg_server):
+    name = unique_name("dstest")
+    admin = psycopg2.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    yield PgDB(pg_server, name)
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def mysql_db(mysql_server):
+    name = unique_name("dstest")
+    admin = pymysql.connect(host=mysql_server.host, port=mysql_server.port, user=mysql_server.user,
+                            password=mysql_server.password, autocommit=True)
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    yield MyDB(mysql_server, name)
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    args: list = field(default_factory=list)
+
+    def lines(self, needle):
+        return [line for line in self.out.splitlines() if needle in line]
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYSQL_", "POSTGRES_", "FTP_", "SFTP_", "LOG_"))}
+    env.update({"PYTHONPATH": str(ROOT), "CONNECT_RETRIES": "2", "CONNECT_RETRY_DELAY": "0.2",
+                "DATASYNC_ENV_FILE": "/nonexistent/.env"})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_service(script, env, *args, timeout=300):
+    """Run a service as cron would: a subprocess; returns exit code and combined output."""
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=str(ROOT))
+    return Result(proc.returncode, proc.stdout + proc.stderr, list(args))
+
+
+@pytest.fixture
+def sync_env(pg_db, mysql_db):
+    """Environment for mysql_sync_service.py pointing at the two throwaway databases."""
+    return base_env(MYSQL_HOST=mysql_db.server.host, MYSQL_PORT=mysql_db.server.port,
+                    MYSQL_USER=mysql_db.server.user, MYSQL_PASSWORD=mysql_db.server.password,
+                    MYSQL_DB=mysql_db.name, POSTGRES_HOST=pg_db.server.host, POSTGRES_PORT=pg_db.server.port,
+                    POSTGRES_USER=pg_db.server.user, POSTGRES_DB=pg_db.name, MYSQL_TARGET_SCHEMA="src")
+
+
+@pytest.fixture
+def sync(sync_env):
+    """sync(*args, **env_overrides) runs mysql_sync_service.py against the throwaway databases."""
+    def run(*args, **overrides):
+        return run_service("mysql_sync_service.py", {**sync_env, **{k: str(v) for k, v in overrides.items()}}, *args)
+    return run
