@@ -88,13 +88,23 @@ def unlock(conn, name):
 
 
 class ChunkReader:
-    """A file-like object over an iterator of byte chunks, for ``copy_expert``."""
+    """A file-like object over an iterator of byte chunks, for ``copy_expert``.
+
+    psycopg2 turns an exception raised inside ``read()`` into its own generic error;
+    the reader keeps the original so that ``copy_in`` can re-raise it (a SIGTERM stays
+    an Interrupted, a dropped MySQL connection stays a MySQL error).
+    """
 
     def __init__(self, chunks):
         self.chunks = iter(chunks)
+        self.error = None
 
     def read(self, size=-1):
-        return next(self.chunks, b"")
+        try:
+            return next(self.chunks, b"")
+        except BaseException as exc:
+            self.error = self.error or exc  # the first failure is the cause
+            raise
 
     readline = read
 
@@ -103,8 +113,14 @@ def copy_in(conn, table_sql, columns, chunks, options=""):
     """COPY byte chunks of COPY text into ``table_sql`` (a sql.Composable) in the open transaction."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
         table_sql, sql.SQL(", ").join(ident(c) for c in columns), sql.SQL(options))
+    reader = ChunkReader(chunks)
     with conn.cursor() as cur:
-        cur.copy_expert(statement, ChunkReader(chunks), size=1 << 20)
+        try:
+            cur.copy_expert(statement, reader, size=1 << 20)
+        except psycopg2.Error:
+            if reader.error is not None:
+                raise reader.error from None
+            raise
         return cur.rowcount
 
 

@@ -96,10 +96,7 @@ class MySQLSource:
 
     def close(self):
         if self.conn is not None:
-            try:
-                self.conn.close()
-            except pymysql.Error:
-                pass
+            _quietly_close(self.conn)
             self.conn = None
 
     def reconnect(self):
@@ -116,14 +113,26 @@ class MySQLSource:
         return self.execute("SELECT VERSION()")[0][0]
 
     def stream(self, statement, args=None):
-        """Yield rows of a SELECT without buffering the result (server-side cursor)."""
-        with self.conn.cursor() as cur:
+        """Yield rows of a SELECT without buffering the result (server-side cursor).
+
+        A read that stops early (error, or the consumer gave up) closes the connection
+        rather than draining the rest of the result; the caller reconnects.
+        """
+        conn = self.conn
+        cur = conn.cursor()
+        try:
             cur.execute(statement, args)
-            while True:
-                rows = cur.fetchmany(FETCH_ROWS)
-                if not rows:
-                    return
+            while rows := cur.fetchmany(FETCH_ROWS):
                 yield rows
+        except BaseException:
+            # PyMySQL's SSCursor.close() would read on (or crash on) a dead socket.  This may
+            # run late, when the abandoned generator is collected: close only our connection.
+            if self.conn is conn:
+                self.close()
+            else:
+                _quietly_close(conn)
+            raise
+        cur.close()
 
     def begin_snapshot(self):
         self.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -131,6 +140,8 @@ class MySQLSource:
     def end_snapshot(self):
         if self.conn is not None and self.conn.open:
             self.execute("COMMIT")
+        elif self.conn is None:
+            self.connect()
 
     # --- catalogue ------------------------------------------------------------------
 
@@ -198,6 +209,13 @@ class MySQLSource:
         if not rows:
             return None
         return ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0])) if columns else "(table has no key)"
+
+
+def _quietly_close(conn):
+    try:
+        conn.close()
+    except pymysql.Error:
+        pass
 
 
 def _text(value):

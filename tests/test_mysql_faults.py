@@ -1,0 +1,138 @@
+"""Faults: unreachable servers, kill -9 mid-COPY, connections dropped mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import servers
+from tests.conftest import ROOT, PgDB
+
+BIG = ("CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(100), updated_at TIMESTAMP(6) NOT NULL "
+       "DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))")
+
+
+def fill_big(mysql_db, rows=400_000):
+    """``rows`` rows, made by doubling inside MySQL (portable, fast)."""
+    mysql_db.run(BIG, "INSERT INTO big (id, payload) VALUES (1, 'original')")
+    n = 1
+    while n < rows:
+        mysql_db.run(f"INSERT INTO big (id, payload) SELECT id + {n}, payload FROM big WHERE id + {n} <= {rows}")
+        n *= 2
+
+
+def start(env, *args):
+    return subprocess.Popen([sys.executable, str(ROOT / "mysql_sync_service.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def copying(pg_db):
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                               "'datasync mysql_sync' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+
+
+def test_unreachable_servers_exit_3_without_secrets(sync):
+    result = sync(MYSQL_PORT=servers.free_port(), MYSQL_PASSWORD="s3cr3t-Value!")
+    assert result.code == 3
+    assert result.lines("cannot connect to MySQL at 127.0.0.1") and result.lines("after 2 attempt(s)")
+    assert result.lines("(attempt 1 of 2, retrying in 0s)")
+    assert "s3cr3t-Value!" not in result.out
+    pg = sync(POSTGRES_PORT=servers.free_port(), POSTGRES_PASSWORD="pg-s3cret")
+    assert pg.code == 3 and pg.lines("cannot connect to PostgreSQL at 127.0.0.1") and "pg-s3cret" not in pg.out
+
+
+def test_kill_9_mid_copy_leaves_tables_as_before(sync_env, sync, mysql_db, pg_db):
+    fill_big(mysql_db)
+    assert sync().code == 0
+    watermark = pg_db.value("SELECT watermark FROM datasync.mysql_tables")
+    mysql_db.run("UPDATE big SET payload = 'changed'")
+    proc = start(sync_env)
+    wait_for(copying(pg_db), what="the COPY to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert pg_db.value("SELECT count(*) FROM src.big WHERE payload = 'changed'") == 0
+    assert pg_db.value("SELECT watermark FROM datasync.mysql_tables") == watermark
+    result = sync()
+    assert result.code == 0, result.out
+    assert pg_db.value("SELECT count(*) FROM src.big WHERE payload = 'changed'") == 400_000
+    assert pg_db.value("SELECT count(*) FROM datasync.runs WHERE status = 'aborted'") == 1
+
+
+def test_kill_9_during_first_full_load_leaves_nothing(sync_env, sync, mysql_db, pg_db):
+    fill_big(mysql_db)
+    proc = start(sync_env)
+    wait_for(copying(pg_db), what="the COPY to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert pg_db.value("SELECT count(*) FROM pg_class WHERE relname LIKE '%%big%%' OR relname LIKE '_datasync%%'") == 0
+    assert sync().code == 0
+    assert pg_db.value("SELECT count(*) FROM src.big") == 400_000
+
+
+def test_sigterm_rolls_back_and_exits_143(sync_env, mysql_db, pg_db):
+    fill_big(mysql_db)
+    proc = start(sync_env)
+    wait_for(copying(pg_db), what="the COPY to start")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out
+    assert "stopped by SIGTERM" in out
+    assert pg_db.value("SELECT to_regclass('src.big')") is None
+    assert pg_db.value("SELECT status FROM datasync.runs") == "interrupted"
+
+
+def test_mysql_connection_killed_mid_read_is_retried(sync_env, mysql_db, pg_db):
+    fill_big(mysql_db)
+    proc = start(sync_env)
+    admin = mysql_db.connect()
+
+    def reading():
+        with admin.cursor() as cur:
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND INFO LIKE 'SELECT CONCAT_WS%%'",
+                        (mysql_db.name,))
+            row = cur.fetchone()
+        if row:
+            admin.cursor().execute(f"KILL CONNECTION {row[0]}")
+        return bool(row)
+
+    wait_for(reading, what="the streaming SELECT")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "big: connection lost" in out and "trying the table again" in out
+    assert pg_db.value("SELECT count(*) FROM src.big") == 400_000
+
+
+@pytest.fixture
+def private_pg():
+    server = servers.start_private_postgres()
+    yield PgDB(server, "postgres")
+    server.stop()
+
+
+def test_postgres_restarted_mid_run_is_retried(sync_env, mysql_db, private_pg):
+    fill_big(mysql_db)
+    env = {**sync_env, "POSTGRES_PORT": str(private_pg.server.port), "POSTGRES_DB": "postgres",
+           "CONNECT_RETRIES": "10", "CONNECT_RETRY_DELAY": "0.5"}
+    proc = start(env)
+    wait_for(copying(private_pg), what="the COPY to start")
+    private_pg.server.restart()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "big: connection lost" in out
+    assert private_pg.value("SELECT count(*) FROM src.big") == 400_000
+    assert private_pg.value("SELECT count(*) FROM pg_class WHERE relname LIKE '_datasync%%'") == 0
+    assert os.path.exists(ROOT / "mysql_sync_service.py")
