@@ -102,8 +102,8 @@ def test_mysql_connection_killed_mid_read_is_retried(sync_env, mysql_db, pg_db):
 
     def reading():
         with admin.cursor() as cur:
-            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND INFO LIKE 'SELECT CONCAT_WS%%'",
-                        (mysql_db.name,))
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST "
+                        "WHERE DB = %s AND INFO LIKE 'SELECT CONCAT_WS%%'", (mysql_db.name,))
             row = cur.fetchone()
         if row:
             admin.cursor().execute(f"KILL CONNECTION {row[0]}")

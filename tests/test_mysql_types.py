@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -55,13 +55,13 @@ def test_every_type_round_trips(sync, mysql_db, pg_db):
                 2.2250738585072014e-308, True, "10100101", "1", "ab", "tab\there", "back\\slash\nnew\r\nline \\N",
                 "😀 4-byte " * 1000, "café €uro ‰", b"\x00\x01\xfe\xff", b"\\N\t\n", bytes(range(256)), "large",
                 "a,c", {"k": [1, 2.5, "x"], "u": "ü"}, date(2024, 2, 29), datetime(9999, 12, 31, 23, 59, 59),
-                datetime(1000, 1, 1, 0, 0, 0, 1), datetime(2038, 1, 19, 3, 14, 7, 999000, tzinfo=timezone.utc),
+                datetime(1000, 1, 1, 0, 0, 0, 1), datetime(2038, 1, 19, 3, 14, 7, 999000, tzinfo=UTC),
                 -timedelta(hours=838, minutes=59, seconds=59), timedelta(hours=838, minutes=59, seconds=58.999999),
                 2155, -1073741824, "tab\there!", "POINT(1.5 -2.25)")
     actual = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
     for name, want, got in zip(COLUMNS, expected, actual):
         if isinstance(got, datetime) and got.tzinfo:
-            got = got.astimezone(timezone.utc)
+            got = got.astimezone(UTC)
         if name == "f":  # psycopg2 reads real through its shortest float32 text: compare as float32
             got = py_float32(got)
         assert got == want, f"column {name}: {got!r} != {want!r}"
