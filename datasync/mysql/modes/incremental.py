@@ -8,6 +8,8 @@ temporary table and rows PostgreSQL has beyond them are deleted.
 
 from __future__ import annotations
 
+import time
+
 from psycopg2 import sql
 
 from ...postgres import ident
@@ -54,14 +56,18 @@ def upsert(job, plan):
 
 def delete_missing(job, plan):
     """Delete target rows whose primary key MySQL no longer has (keys streamed, not held)."""
+    started = time.monotonic()
     key = [ident(k) for k in plan.pg_key()]
     execute(job, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         ident(KEYS), sql.SQL(", ").join(key), table_ref(plan)))
     targets = [t for t in plan.columns if t.column in plan.key]
-    copy_select(job, plan, ident(KEYS), targets=targets)
+    keys, _ = copy_select(job, plan, ident(KEYS), targets=targets)
     execute(job, sql.SQL("ANALYZE {}").format(ident(KEYS)))
     match = sql.SQL(" AND ").join(sql.SQL("k.{0} = t.{0}").format(k) for k in key)
     with job.pg.cursor() as cur:
         cur.execute(sql.SQL("DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} k WHERE {})").format(
             table_ref(plan), ident(KEYS), match))
-        return cur.rowcount
+        deleted = cur.rowcount
+    job.log.info("%s: delete check over %s keys: %s deleted in %.2fs", plan.label, keys, deleted,
+                 time.monotonic() - started)
+    return deleted
