@@ -21,6 +21,7 @@ SESSION_SETUP = (
     "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",
     "SET SESSION net_write_timeout = 3600",
     "SET SESSION net_read_timeout = 3600",
+    "SET SESSION group_concat_max_len = 1073741824",
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 )
 FETCH_ROWS = 5000

@@ -38,6 +38,7 @@ def run(job, plan, existing, since=None):
 
 def build_indexes(job, plan, table):
     """Create the key and indexes under temporary names; return the renames to do after the swap."""
+    execute(job, "SET LOCAL maintenance_work_mem = '256MB'")  # sort in memory: this transaction only
     renames = []
     for statement, final, skipped in index_sql(plan, table, suffix="new"):
         if skipped:

@@ -14,8 +14,10 @@ from psycopg2 import sql
 
 from ...postgres import ident
 from ..copy import Counts, copy_select, execute, table_ref
+from ..plan import INTEGER_TYPES
 from ..types import q
 
+KEY_BATCH = 20000
 STAGE = "_datasync_stage"
 KEYS = "_datasync_keys"
 
@@ -55,13 +57,29 @@ def upsert(job, plan):
 
 
 def delete_missing(job, plan):
-    """Delete target rows whose primary key MySQL no longer has (keys streamed, not held)."""
+    """Delete target rows whose primary key MySQL no longer has (keys streamed, not held).
+
+    After the merge PostgreSQL holds every MySQL row, so it has exactly (rows deleted in
+    MySQL) more: equal counts prove there is nothing to delete and the key stream is skipped.
+    """
     started = time.monotonic()
+    mysql_rows = int(job.source.execute(f"SELECT COUNT(*) FROM {q(plan.source.name)}")[0][0])
+    pg_rows = execute(job, sql.SQL("SELECT count(*) FROM {}").format(table_ref(plan)))[0][0]
+    if pg_rows == mysql_rows:
+        job.log.info("%s: delete check: %s rows on both sides, nothing deleted (%.2fs)", plan.label, pg_rows,
+                     time.monotonic() - started)
+        return 0
+    if pg_rows < mysql_rows:
+        job.log.warning("%s: PostgreSQL has %s rows, MySQL %s: rows changed outside the lookback window were "
+                        "missed; raise MYSQL_LOOKBACK_SECONDS and run --full-refresh", plan.label, pg_rows, mysql_rows)
     key = [ident(k) for k in plan.pg_key()]
     execute(job, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         ident(KEYS), sql.SQL(", ").join(key), table_ref(plan)))
     targets = [t for t in plan.columns if t.column in plan.key]
-    keys, _ = copy_select(job, plan, ident(KEYS), targets=targets)
+    batch = ""
+    if len(plan.key) == 1 and plan.source.column(plan.key[0]).data_type in INTEGER_TYPES:
+        batch = f"{q(plan.key[0])} DIV {KEY_BATCH}"  # 20,000 keys a row instead of one
+    keys, _ = copy_select(job, plan, ident(KEYS), targets=targets, batch_by=batch)
     execute(job, sql.SQL("ANALYZE {}").format(ident(KEYS)))
     match = sql.SQL(" AND ").join(sql.SQL("k.{0} = t.{0}").format(k) for k in key)
     with job.pg.cursor() as cur:
