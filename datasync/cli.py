@@ -26,8 +26,7 @@ def _interrupt(signum, frame):
 
 def run_main(body, environ=None) -> int:
     """Run ``body()`` (which returns an exit code) and turn every failure into one log line."""
-    common = load_logging(environ)
-    setup_logging(common.log_level, common.log_json)
+    setup_logging(*load_logging(environ))
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:

@@ -9,7 +9,6 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from .errors import UnreachableError
 from .retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -140,6 +139,3 @@ def reconnect_if_broken(conn, pg, common):
     except psycopg2.Error:
         pass
     return connect(pg, common)
-
-
-__all__ = ["connect", "pg_name", "ident", "try_lock", "unlock", "copy_in", "UnreachableError"]

@@ -379,11 +379,8 @@ def load_mysql_sync(environ=None) -> MysqlSyncSettings:
     return settings
 
 
-def load_logging(environ=None) -> CommonSettings:
-    """Just the logging settings, for reporting a configuration error nicely."""
+def load_logging(environ=None):
+    """(level, json) for the log set-up; invalid values fall back to INFO text (and are reported later)."""
     r = Reader(read_environment(environ))
-    try:
-        common = read_common(r)
-    except Exception:  # noqa: BLE001 - logging must come up whatever the settings say
-        return CommonSettings("INFO", False, 1, 0.0, 10)
-    return common if not r.problems else CommonSettings("INFO", False, 1, 0.0, 10)
+    level, json_lines = r.choice("LOG_LEVEL", LOG_LEVELS), r.bool("LOG_JSON")
+    return (level or "info").upper(), bool(json_lines)

@@ -153,7 +153,8 @@ def test_dry_run_writes_nothing_and_status_reports(sync, mysql_db, pg_db):
     status = sync("--status")
     assert status.code == 0 and "orders" in status.out and "incremental" in status.out and "updated_at" in status.out
     assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "ok"
-    assert pg_db.value("SELECT details->0->>'table' FROM datasync.runs ORDER BY id DESC LIMIT 1") == "orders"
+    details = pg_db.value("SELECT details FROM datasync.runs ORDER BY id DESC LIMIT 1")
+    assert details[0]["table"] == "orders" and details[0]["inserted"] == 2 and details[0]["status"] == "ok"
 
 
 def test_verify_detects_a_difference(sync, mysql_db, pg_db):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from ..errors import TableError, ValueRejected
+from ..errors import ValueRejected
 from ..postgres import copy_in, ident
 from ..report import Progress
 from .types import q
@@ -114,6 +114,3 @@ def table_ref(plan, table=None):
 
 def ensure_schema(job, schema):
     execute(job, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
-
-
-__all__ = ["Counts", "copy_select", "describe_target", "TableError"]

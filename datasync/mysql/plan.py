@@ -135,7 +135,7 @@ def index_sql(plan: TablePlan, table: str, suffix=""):
         if index.name == "PRIMARY":
             final = shorten(f"{plan.table}_pkey")
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                ident(plan.schema, table), ident(_tmp(final, suffix)),
+                ident(plan.schema, table), ident(tmp_name(final, suffix)),
                 sql.SQL(", ").join(ident(plan.pg_column(c)) for c, _ in index.columns))
             out.append((stmt, final, None))
             continue
@@ -143,10 +143,10 @@ def index_sql(plan: TablePlan, table: str, suffix=""):
         parts = [_index_part(plan, c, prefix) for c, prefix in index.columns]
         if index.unique and not any(prefix for _, prefix in index.columns):
             stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({}) DEFERRABLE INITIALLY DEFERRED").format(
-                ident(plan.schema, table), ident(_tmp(final, suffix)), sql.SQL(", ").join(parts))
+                ident(plan.schema, table), ident(tmp_name(final, suffix)), sql.SQL(", ").join(parts))
         else:
             stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
-                sql.SQL("UNIQUE " if index.unique else ""), ident(_tmp(final, suffix)),
+                sql.SQL("UNIQUE " if index.unique else ""), ident(tmp_name(final, suffix)),
                 ident(plan.schema, table), sql.SQL(", ").join(parts))
         out.append((stmt, final, None))
     return out
@@ -161,12 +161,8 @@ def _index_part(plan, column, prefix):
     return sql.SQL("(" + func + ")").format(name, sql.Literal(prefix))
 
 
-def _tmp(name, suffix):
+def tmp_name(name, suffix):
     """A temporary name for an index built beside the live table, renamed at the swap."""
     if not suffix:
         return name
     return shorten(f"{name[:40]}_{suffix}_{hashlib.sha1(name.encode()).hexdigest()[:6]}")
-
-
-def tmp_name(name, suffix):
-    return _tmp(name, suffix)

@@ -54,6 +54,11 @@ class Result:
     seconds: float = 0.0
     error: str | None = None
 
+    def as_dict(self):
+        """The run-history form: plain numbers, queryable with jsonb operators."""
+        return {"table": self.table, "mode": self.mode, "status": self.status, **vars(self.counts),
+                "seconds": round(self.seconds, 3), "error": self.error}
+
     def row(self):
         c = self.counts
         return [self.table, self.mode, c.inserted, c.updated, c.deleted, c.zero_dates,
@@ -76,13 +81,13 @@ def run(settings, tables=(), full_refresh=False) -> int:
             job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common)
             job.pg.rollback()
             state.finish_run(job.pg, schema, job.run_id, "interrupted", Interrupted.exit_code,
-                             [vars(r) for r in results])
+                             [r.as_dict() for r in results])
             raise
         code = EXIT_OK if all(r.status in ("ok", "locked", "skipped") for r in results) else EXIT_FAILED
         report(results)
         job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common)
         state.finish_run(job.pg, schema, job.run_id, "ok" if code == EXIT_OK else "failed", code,
-                         [vars(r) for r in results])
+                         [r.as_dict() for r in results])
         return code
     finally:
         job.source.close()
@@ -167,11 +172,10 @@ def sync_table(job, plan) -> Result:
 
 
 def reconnect(job):
-    for conn in (job.pg,):
-        try:
-            conn.close()
-        except psycopg2.Error:
-            pass
+    try:
+        job.pg.close()
+    except psycopg2.Error:
+        pass
     job.pg = postgres.connect(job.settings.postgres, job.settings.common, "datasync mysql_sync")
     job.source.reconnect()
 

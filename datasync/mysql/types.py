@@ -133,7 +133,3 @@ def _other(col, c, t, tinyint1_as_boolean, postgis):
             return _wrap(f"CONCAT('SRID=', ST_SRID({c}), ';', ST_AsText({c}))", "geometry")
         return _wrap(escape_text(f"ST_AsText({c})"), "text")
     return None
-
-
-def needs_pg_text_check(mapping: Mapping) -> bool:
-    return mapping.reject is not None
