@@ -129,13 +129,18 @@ def is_connection_error(exc):
         getattr(exc, "pgcode", None) or "").startswith(("08", "57P"))
 
 
-def reconnect_if_broken(conn, pg, common):
-    """Return ``conn`` if usable, else a fresh connection (raises UnreachableError)."""
-    if not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
-        return conn
-    log.warning("PostgreSQL connection lost; reconnecting")
+def reopen(conn, pg, common, application_name):
+    """Close ``conn``, whatever its state, and return a fresh connection (raises UnreachableError)."""
     try:
         conn.close()
     except psycopg2.Error:
         pass
-    return connect(pg, common)
+    return connect(pg, common, application_name)
+
+
+def reconnect_if_broken(conn, pg, common, application_name):
+    """Return ``conn`` if usable, else a fresh connection."""
+    if not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
+        return conn
+    log.warning("PostgreSQL connection lost; reconnecting")
+    return reopen(conn, pg, common, application_name)

@@ -62,11 +62,13 @@ def copy_select(job, plan, table_sql, targets=None, where="", args=None, order="
             progress.add(len(rows))
             yield b"\n".join([r[0] for r in rows]) + b"\n"
 
+    stream = chunks()
     try:
-        count = copy_in(job.pg, table_sql, [t.name for t in targets], chunks(), options)
+        count = copy_in(job.pg, table_sql, [t.name for t in targets], stream, options)
     except psycopg2.DataError as exc:
         raise diagnose(job, plan, exc) from exc
     finally:
+        stream.close()  # a COPY that stopped early drops the MySQL read now, instead of leaving it to drain
         progress.close()
     return count, zeros
 

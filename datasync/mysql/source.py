@@ -141,8 +141,6 @@ class MySQLSource:
     def end_snapshot(self):
         if self.conn is not None and self.conn.open:
             self.execute("COMMIT")
-        elif self.conn is None:
-            self.connect()
 
     # --- catalogue ------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from .source import MySQLSource
 from .types import q
 
 log = logging.getLogger("datasync.mysql")
+APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
 MODES = {"full": full.run, "incremental": incremental.run, "append": append.run}
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError,
                      pymysql.err.OperationalError, pymysql.err.InterfaceError)
@@ -78,14 +79,14 @@ def run(settings, tables=(), full_refresh=False) -> int:
             for plan in plans:
                 results.append(sync_table(job, plan))
         except Interrupted:
-            job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common)
+            job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common, APPLICATION)
             job.pg.rollback()
             state.finish_run(job.pg, schema, job.run_id, "interrupted", Interrupted.exit_code,
                              [r.as_dict() for r in results])
             raise
         code = EXIT_OK if all(r.status in ("ok", "locked", "skipped") for r in results) else EXIT_FAILED
         report(results)
-        job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common)
+        job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common, APPLICATION)
         state.finish_run(job.pg, schema, job.run_id, "ok" if code == EXIT_OK else "failed", code,
                          [r.as_dict() for r in results])
         return code
@@ -96,7 +97,7 @@ def run(settings, tables=(), full_refresh=False) -> int:
 
 def connect(settings, full_refresh=False):
     source = MySQLSource(settings.mysql, settings.common).connect()
-    pg = postgres.connect(settings.postgres, settings.common, "datasync mysql_sync")
+    pg = postgres.connect(settings.postgres, settings.common, APPLICATION)
     job = Job(settings, pg, source, full_refresh=full_refresh)
     job.postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
     pg.rollback()
@@ -172,11 +173,7 @@ def sync_table(job, plan) -> Result:
 
 
 def reconnect(job):
-    try:
-        job.pg.close()
-    except psycopg2.Error:
-        pass
-    job.pg = postgres.connect(job.settings.postgres, job.settings.common, "datasync mysql_sync")
+    job.pg = postgres.reopen(job.pg, job.settings.postgres, job.settings.common, APPLICATION)
     job.source.reconnect()
 
 
