@@ -60,6 +60,13 @@ def ident(*parts):
     return sql.Identifier(*parts)
 
 
+def create_schema(cur, schema):
+    """CREATE SCHEMA only when missing (IF NOT EXISTS still needs the CREATE privilege)."""
+    cur.execute("SELECT to_regnamespace(%s) IS NULL", (sql.Identifier(schema).as_string(cur),))
+    if cur.fetchone()[0]:
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
+
+
 def lock_key(name: str) -> int:
     """A stable 32-bit signed key for an advisory lock on ``name``."""
     value = int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big")

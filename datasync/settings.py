@@ -1,19 +1,24 @@
-"""Settings: environment, then an optional ``.env`` file, then ``NAME_FILE`` secrets.
+"""Settings: environment, then an optional ``.env`` file, then ``NAME_FILE`` values.
 
 Every variable is declared once in ``VARIABLES`` (name, default, meaning); the README's
 configuration table is checked against it by a test.  ``load_*`` functions read the
 variables they need, collect *every* problem, and raise one ConfigError naming each
 variable.  The result is a frozen dataclass; secrets are wrapped in ``Secret`` so that a
-repr, a log line or a traceback never shows them.
+repr, a log line or a traceback never shows them.  Any variable may instead be given as
+``NAME_FILE`` (the path of a file holding the value): Docker secrets, and the way start.sh
+hands cron a value that no cron environment line can carry.
 """
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -77,7 +82,7 @@ VARIABLES = {v.name: v for v in [
     _v("ftp", "FTP_PASSIVE", "true", "ftp/ftps: passive mode (false: active)"),
     _v("ftp", "FTPS_VERIFY", "true", "ftps: verify the server certificate (false logs a warning)"),
     _v("ftp", "FTPS_CA_FILE", "", "ftps: CA bundle used to verify the server certificate"),
-    _v("ftp", "SFTP_PRIVATE_KEY", "", "sftp: private key file (Ed25519, ECDSA or RSA)", True),
+    _v("ftp", "SFTP_PRIVATE_KEY", "", "sftp: private key text, OpenSSH or PEM (or SFTP_PRIVATE_KEY_FILE)", True),
     _v("ftp", "SFTP_PRIVATE_KEY_PASSPHRASE", "", "sftp: passphrase of the private key", True),
     _v("ftp", "SFTP_KNOWN_HOSTS", "", "sftp: known_hosts file the host key must match"),
     _v("ftp", "SFTP_HOST_KEY", "", "sftp: pinned host key fingerprint, SHA256:... as ssh-keygen -lf prints"),
@@ -89,7 +94,8 @@ VARIABLES = {v.name: v for v in [
     _v("ftp", "DELETE_AFTER_SYNC", "false", "delete (or archive) files once fully loaded"),
     _v("ftp", "FTP_ARCHIVE_DIR", "", "move loaded files here instead of deleting them"),
     _v("ftp", "FTP_TARGET_SCHEMA", "public", "PostgreSQL schema of machine_logs and machine_log_rejects"),
-    _v("ftp", "FTP_TARGET_TABLE", "machine_logs", "table the log lines go to (rejects: <table>_rejects... see README)"),
+    _v("ftp", "FTP_TARGET_TABLE", "machine_logs", "table the parsed log lines go to (created when missing)"),
+    _v("ftp", "FTP_REJECTS_TABLE", "machine_log_rejects", "table for lines that could not be parsed"),
     _v("ftp", "FTP_MACHINE_ID_REGEX", "", "regex on the remote path; group 1 (or 'machine') is the machine id"),
     _v("ftp", "LOG_FORMAT", "auto", "auto, csv, jsonl, regex or raw"),
     _v("ftp", "LOG_FORMATS", "", "per-pattern formats: *.csv=csv,press*/*.log=regex"),
@@ -97,6 +103,7 @@ VARIABLES = {v.name: v for v in [
     _v("ftp", "LOG_ENCODING", "utf-8", "encoding of the log files"),
     _v("ftp", "LOG_FALLBACK_ENCODING", "cp1252", "encoding for lines that are not valid in LOG_ENCODING"),
     _v("ftp", "LOG_TIMEZONE", "UTC", "time zone of timestamps that carry no offset"),
+    _v("ftp", "LOG_MAX_LINE_BYTES", "8388608", "a longer line is rejected (its first 64 KiB kept) instead of buffered"),
 ]}
 
 
@@ -136,7 +143,7 @@ class Reader:
     def raw(self, name):
         var = VARIABLES[name]
         file_var = f"{name}_FILE"
-        if var.secret and self.env.get(file_var):
+        if self.env.get(file_var):
             if self.env.get(name):
                 return self.fail(name, f"set either {name} or {file_var}, not both")
             return self._read_secret_file(file_var)
@@ -384,3 +391,146 @@ def load_logging(environ=None):
     r = Reader(read_environment(environ))
     level, json_lines = r.choice("LOG_LEVEL", LOG_LEVELS), r.bool("LOG_JSON")
     return (level or "info").upper(), bool(json_lines)
+
+
+@dataclass(frozen=True)
+class FtpSettings:
+    """The remote side of ftp_log_service.py."""
+
+    protocol: str
+    host: str
+    port: int
+    user: str
+    password: Secret
+    passive: bool
+    ftps_verify: bool
+    ftps_ca_file: str
+    sftp_key: Secret
+    sftp_key_passphrase: Secret
+    known_hosts: str
+    host_key: str
+    insecure_host_key: bool
+    remote_dir: str
+    recursive: bool
+    patterns: tuple
+    min_age: float
+    delete: bool
+    archive_dir: str
+
+    @property
+    def url(self):
+        """Where the files come from, without the password: the ledger's ``source``."""
+        return f"{self.protocol}://{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LogFormatSettings:
+    """How lines are parsed and where they go."""
+
+    target_schema: str
+    target_table: str
+    rejects_table: str
+    machine_id_regex: re.Pattern | None
+    default_format: str
+    formats: tuple  # ((glob, format), ...) from LOG_FORMATS, first match wins
+    regex: re.Pattern | None
+    encoding: str
+    fallback_encoding: str
+    timezone: object
+    max_line_bytes: int
+
+    def format_for(self, relative_path):
+        for pattern, fmt in self.formats:
+            if fnmatch.fnmatchcase(relative_path, pattern) or fnmatch.fnmatchcase(posixpath.basename(relative_path),
+                                                                                   pattern):
+                return fmt
+        return self.default_format
+
+
+@dataclass(frozen=True)
+class FtpLogSettings:
+    common: CommonSettings
+    postgres: PostgresSettings
+    ftp: FtpSettings
+    logs: LogFormatSettings
+
+
+LOG_FORMAT_CHOICES = ("auto", "csv", "jsonl", "regex", "raw")
+
+
+def read_ftp(r: Reader) -> FtpSettings:
+    protocol = r.choice("FTP_PROTOCOL", ("ftp", "ftps", "sftp")) or "ftp"
+    port = r.int("FTP_PORT", 1, 65535) if r.env.get("FTP_PORT") else (22 if protocol == "sftp" else 21)
+    host_key = r.str("SFTP_HOST_KEY")
+    if host_key and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", host_key):
+        r.fail("SFTP_HOST_KEY", "must be a SHA256:... fingerprint as printed by ssh-keygen -lf")
+    remote_dir, archive_dir = r.str("FTP_REMOTE_DIR") or "/", r.str("FTP_ARCHIVE_DIR")
+    return FtpSettings(
+        protocol=protocol, host=r.str("FTP_HOST"), port=port, user=r.str("FTP_USER"),
+        password=r.secret("FTP_PASS"), passive=r.bool("FTP_PASSIVE"), ftps_verify=r.bool("FTPS_VERIFY"),
+        ftps_ca_file=r.path("FTPS_CA_FILE"), sftp_key=r.secret("SFTP_PRIVATE_KEY"),
+        sftp_key_passphrase=r.secret("SFTP_PRIVATE_KEY_PASSPHRASE"), known_hosts=r.path("SFTP_KNOWN_HOSTS"),
+        host_key=host_key or "", insecure_host_key=r.bool("SFTP_INSECURE_ACCEPT_ANY_HOST_KEY"),
+        remote_dir=posixpath.normpath(remote_dir), recursive=r.bool("FTP_RECURSIVE"),
+        patterns=r.list("FTP_FILE_PATTERN"), min_age=r.float("FTP_MIN_FILE_AGE"),
+        delete=r.bool("DELETE_AFTER_SYNC"), archive_dir=posixpath.normpath(archive_dir) if archive_dir else "",
+    )
+
+
+def parse_formats(r: Reader) -> tuple:
+    """LOG_FORMATS: ``glob=format`` items, in order."""
+    formats = []
+    for item in r.list("LOG_FORMATS"):
+        pattern, sep, fmt = item.partition("=")
+        if not sep or not pattern.strip() or fmt.strip().lower() not in LOG_FORMAT_CHOICES:
+            r.fail("LOG_FORMATS", f"item {item!r} is not glob=format, format one of {', '.join(LOG_FORMAT_CHOICES)}")
+            continue
+        formats.append((pattern.strip(), fmt.strip().lower()))
+    return tuple(formats)
+
+
+def read_encoding(r: Reader, name):
+    """A codec that keeps b"\\n" as the line end (UTF-16 and friends cannot be split on bytes)."""
+    value = r.str(name)
+    try:
+        if value and "\n".encode(value) == b"\n" and b"a\n".decode(value) == "a\n":
+            return codecs.lookup(value).name
+    except (LookupError, UnicodeError):
+        pass
+    return r.fail(name, f"must be an ASCII-compatible encoding such as utf-8, cp1252 or latin-1, got {value!r}")
+
+
+def read_timezone(r: Reader, name):
+    value = r.str(name)
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return r.fail(name, f"is not a known time zone (such as UTC or Europe/Berlin), got {value!r}")
+
+
+def read_log_formats(r: Reader) -> LogFormatSettings:
+    settings = LogFormatSettings(
+        target_schema=r.str("FTP_TARGET_SCHEMA"), target_table=r.str("FTP_TARGET_TABLE"),
+        rejects_table=r.str("FTP_REJECTS_TABLE"), machine_id_regex=r.regex("FTP_MACHINE_ID_REGEX"),
+        default_format=r.choice("LOG_FORMAT", LOG_FORMAT_CHOICES), formats=parse_formats(r),
+        regex=r.regex("LOG_REGEX"), encoding=read_encoding(r, "LOG_ENCODING"),
+        fallback_encoding=read_encoding(r, "LOG_FALLBACK_ENCODING"), timezone=read_timezone(r, "LOG_TIMEZONE"),
+        max_line_bytes=r.int("LOG_MAX_LINE_BYTES", 65536, 1 << 30),
+    )
+    uses_regex = settings.default_format == "regex" or any(f == "regex" for _, f in settings.formats)
+    if uses_regex and settings.regex is None and not r.problems:
+        r.fail("LOG_REGEX", "is required when LOG_FORMAT or LOG_FORMATS uses the regex format")
+    if settings.regex is not None and not settings.regex.groupindex:
+        r.fail("LOG_REGEX", "must have named groups, such as (?P<level>\\w+)")
+    if settings.target_table and settings.target_table == settings.rejects_table:
+        r.fail("FTP_REJECTS_TABLE", "must differ from FTP_TARGET_TABLE")
+    return settings
+
+
+def load_ftp_log(environ=None) -> FtpLogSettings:
+    """Read and validate everything ftp_log_service.py needs."""
+    r = Reader(read_environment(environ))
+    settings = FtpLogSettings(common=read_common(r), postgres=read_postgres(r), ftp=read_ftp(r),
+                              logs=read_log_formats(r))
+    r.done()
+    return settings

@@ -4,7 +4,8 @@ All of it lives in one schema (DATASYNC_STATE_SCHEMA, default ``datasync``):
 
 - ``runs``         one row per run of either service, with per-table/per-file results (jsonb)
 - ``mysql_tables`` per copied table: mode, cursor column, watermark, last result
-- ``ftp_files``    per remote file: size, mtime, head fingerprint, bytes loaded, counts, status
+- ``ftp_files``    per remote file (keyed by server and path): size, mtime, head fingerprint,
+                   bytes loaded, counts, status, deletion
 
 Watermarks and ledger rows are written inside the same transaction as the data they
 describe, so they can never run ahead of (or behind) what PostgreSQL holds.
@@ -52,7 +53,10 @@ CREATE TABLE IF NOT EXISTS {schema}.mysql_tables (
     PRIMARY KEY (source_db, source_table)
 );
 CREATE TABLE IF NOT EXISTS {schema}.ftp_files (
-    remote_path   text PRIMARY KEY,
+    source        text NOT NULL,
+    remote_path   text NOT NULL,
+    version       integer NOT NULL DEFAULT 1,
+    format        text,
     size          bigint NOT NULL,
     mtime         timestamptz,
     head_sha256   text NOT NULL,
@@ -65,8 +69,11 @@ CREATE TABLE IF NOT EXISTS {schema}.ftp_files (
     status        text NOT NULL,
     first_seen    timestamptz NOT NULL DEFAULT now(),
     last_loaded   timestamptz,
+    last_run_id   bigint,
     deleted_at    timestamptz,
-    last_error    text
+    archived_to   text,
+    last_error    text,
+    PRIMARY KEY (source, remote_path)
 );
 """
 
@@ -134,12 +141,15 @@ def get_table_state(conn, schema, source_db, source_table):
 
 def save_table_state(conn, schema, row):
     """Upsert one table's state, inside the caller's transaction."""
+    _upsert(conn, schema, "mysql_tables", ("source_db", "source_table"), row)
+
+
+def _upsert(conn, schema, table, key, row):
     columns = list(row)
-    statement = sql.SQL(
-        "INSERT INTO {}.mysql_tables ({}) VALUES ({}) ON CONFLICT (source_db, source_table) DO UPDATE SET {}"
-    ).format(ident(schema), sql.SQL(", ").join(map(ident, columns)),
-             sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-             sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in columns))
+    statement = sql.SQL("INSERT INTO {}.{} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+        ident(schema), ident(table), sql.SQL(", ").join(map(ident, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)), sql.SQL(", ").join(map(ident, key)),
+        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(ident(c)) for c in columns if c not in key))
     with conn.cursor() as cur:
         cur.execute(statement, list(row.values()))
 
@@ -158,6 +168,39 @@ def table_states(conn, schema, source_db):
     with conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute(sql.SQL("SELECT * FROM {}.mysql_tables WHERE source_db = %s ORDER BY source_table")
                     .format(ident(schema)), (source_db,))
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def file_states(conn, schema, source):
+    """The ledger of one server: {remote_path: row}."""
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}.ftp_files WHERE source = %s").format(ident(schema)), (source,))
+        rows = {r["remote_path"]: r for r in cur.fetchall()}
+    conn.rollback()
+    return rows
+
+
+def save_file_state(conn, schema, row):
+    """Upsert one file's ledger row, inside the caller's transaction (the one holding its lines)."""
+    _upsert(conn, schema, "ftp_files", ("source", "remote_path"), row)
+
+
+def update_file_state(conn, schema, source, path, **values):
+    """Change some columns of a file's ledger row in a transaction of its own."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE {}.ftp_files SET {} WHERE source = %s AND remote_path = %s").format(
+            ident(schema), sql.SQL(", ").join(sql.SQL("{} = %s").format(ident(c)) for c in values)),
+            [*values.values(), source, path])
+    conn.commit()
+
+
+def recent_files(conn, schema, source, limit=50):
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}.ftp_files WHERE source = %s "
+                            "ORDER BY coalesce(deleted_at, last_loaded, first_seen) DESC, remote_path LIMIT %s")
+                    .format(ident(schema)), (source, limit))
         rows = cur.fetchall()
     conn.rollback()
     return rows

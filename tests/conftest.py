@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -144,4 +145,66 @@ def sync(sync_env):
     """sync(*args, **env_overrides) runs mysql_sync_service.py against the throwaway databases."""
     def run(*args, **overrides):
         return run_service("mysql_sync_service.py", {**sync_env, **{k: str(v) for k, v in overrides.items()}}, *args)
+    return run
+
+
+# ---------------------------------------------------------------- FTP / FTPS / SFTP
+
+
+class Inbox:
+    """The folder a test FTP/SFTP server serves: put files with a chosen age, look at what is left."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def put(self, relative, content, age=3600):
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        self.age(relative, age)
+        return path
+
+    def append(self, relative, content, age=3600):
+        path = self.root / relative
+        with path.open("ab") as handle:
+            handle.write(content.encode() if isinstance(content, str) else content)
+        self.age(relative, age)
+
+    def age(self, relative, seconds):
+        stamp = time.time() - seconds
+        os.utime(self.root / relative, (stamp, stamp))
+
+    def files(self):
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    root = tmp_path / "inbox"
+    root.mkdir()
+    return Inbox(root)
+
+
+@pytest.fixture
+def ftp_server(inbox):
+    from tests.remote_servers import FtpServer
+
+    server = FtpServer(inbox.root)
+    yield server
+    server.stop()
+
+
+def ftp_base_env(pg_db, server, **extra):
+    from tests.remote_servers import PASSWORD, USER
+
+    return base_env(FTP_HOST=server.host, FTP_PORT=server.port, FTP_USER=USER, FTP_PASS=PASSWORD,
+                    POSTGRES_HOST=pg_db.server.host, POSTGRES_PORT=pg_db.server.port, POSTGRES_USER=pg_db.server.user,
+                    POSTGRES_DB=pg_db.name, **extra)
+
+
+@pytest.fixture
+def ingest(pg_db, ftp_server):
+    """ingest(*args, **env_overrides) runs ftp_log_service.py against the test FTP server and database."""
+    def run(*args, **overrides):
+        return run_service("ftp_log_service.py", ftp_base_env(pg_db, ftp_server, **overrides), *args)
     return run

@@ -1,0 +1,1 @@
+"""FTP/FTPS/SFTP machine-log ingestion: remote (protocols), formats (parsing), ingest (the run)."""
