@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -81,9 +81,9 @@ class DroppingDTP(DTPHandler):
 class FtpServer:
     """pyftpdlib over ``root``; ``tls`` for explicit FTPS, ``mlsd=False`` for an NLST-only server."""
 
-    def __init__(self, root, tls=False, mlsd=True, cert=None):
+    def __init__(self, root, tls=False, mlsd=True, cert=None, perm="elradfmwMT"):
         authorizer = DummyAuthorizer()
-        authorizer.add_user(USER, PASSWORD, str(root), perm="elradfmwMT")
+        authorizer.add_user(USER, PASSWORD, str(root), perm=perm)
         base = TLS_FTPHandler if tls else FTPHandler
         attrs = {"authorizer": authorizer, "banner": "pyftpdlib test server ready",
                  "dtp_handler": type("DTP", (DroppingDTP, TLS_DTPHandler) if tls else (DroppingDTP,), {})}
@@ -97,6 +97,9 @@ class FtpServer:
         self.host, self.port = self.server.address
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
         self.thread.start()
+
+    def set_perm(self, perm):
+        self.handler.authorizer.user_table[USER]["perm"] = perm
 
     def drop_after(self, nbytes):
         self.handler.use_sendfile = False  # send() must see the bytes to cut them

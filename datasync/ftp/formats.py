@@ -14,8 +14,9 @@ import json
 import posixpath
 import re
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
+from operator import add
 
 from .remote import TransferError
 
@@ -365,23 +366,56 @@ class RowWriter:
         self.prefix = f"{copy_text(source_file)}\t{version}\t"
         self.path_machine = copy_text(path_machine) if path_machine else COPY_NULL
         self.tz = tz
+        self.utc = tz.utcoffset(None) == timedelta(0) if hasattr(tz, "utcoffset") else False
         self.roles = {}
 
-    def row(self, line_no, line, fields, keys=None):
-        """One COPY line. ``keys`` (CSV) means ``fields`` is a list in that key order."""
-        if keys is not None:
-            roles = self._roles(keys)
-            record = dict(zip(keys, fields))
-            body = "{" + ", ".join([k + ": " + encode_basestring(v) for k, v in zip(self._json_keys(keys), fields)]) \
-                + "}"
-        else:
-            record = fields
-            roles = self._roles(tuple(fields))
-            body = json.dumps(fields, ensure_ascii=False, separators=(", ", ": ")) if fields else "{}"
-        return (f"{self.prefix}{line_no}\t{self._machine(record, roles)}\t{self._time(record, roles)}\t"
-                f"{self._text(record.get(roles.level) if roles.level else None, upper=True)}\t"
-                f"{copy_text(self._message(record, roles, line))}\t"
+    def row(self, line_no, line, fields):
+        """One COPY line from a dict of parsed fields (JSON, regex, text, raw)."""
+        roles = self._roles(tuple(fields))
+        body = json.dumps(fields, ensure_ascii=False) if fields else "{}"
+        return (f"{self.prefix}{line_no}\t{self._machine(fields, roles)}\t{self._time(fields, roles)}\t"
+                f"{self._text(fields.get(roles.level) if roles.level else None, upper=True)}\t"
+                f"{copy_text(self._message(fields, roles, line))}\t"
                 f"{body.replace(chr(92), chr(92) * 2) if chr(92) in body else body}\n")
+
+    def csv_row(self, line_no, line, values, keys):
+        """One COPY line from CSV values: the hot path, so roles are column indexes worked out once."""
+        plan = self.roles.get(keys) or self._csv_plan(keys)
+        machine_i, time_i, date_i, level_i, message_i, json_keys = plan
+        machine = values[machine_i] if machine_i is not None else ""
+        stamp = COPY_NULL if time_i is None else self.time(
+            values[time_i] if date_i is None else f"{values[date_i]} {values[time_i]}")
+        level = values[level_i] if level_i is not None else ""
+        body = "{" + ", ".join(map(add, json_keys, map(encode_basestring, values))) + "}"
+        return (f"{self.prefix}{line_no}\t{copy_text(machine) if machine else self.path_machine}\t{stamp}\t"
+                f"{copy_text(level.upper()) if level else COPY_NULL}\t"
+                f"{copy_text(values[message_i] if message_i is not None else line)}\t"
+                f"{body.replace(chr(92), chr(92) * 2) if chr(92) in body else body}\n")
+
+    def _csv_plan(self, keys):
+        roles, index = Roles(keys), {k: i for i, k in enumerate(keys)}
+        time_i = index.get(roles.time)
+        date_i = None
+        if roles.date_time and roles.time in roles.date_time:
+            date_i, time_i = index[roles.date_time[0]], index[roles.date_time[1]]
+        plan = (index.get(roles.machine), time_i, date_i, index.get(roles.level), index.get(roles.message),
+                [encode_basestring(k) + ": " for k in keys])
+        self.roles[keys] = plan
+        return plan
+
+    def time(self, value):
+        """ISO text quickly (validated by Python, handed on as is when it is safe); else parse_time."""
+        try:
+            moment = datetime.fromisoformat(value)
+        except (ValueError, TypeError):
+            return parse_time(value, self.tz) or COPY_NULL
+        if moment.tzinfo is None:
+            if self.utc and "," not in value:
+                return value + "Z"
+            moment = moment.replace(tzinfo=self.tz)
+        elif "," not in value:
+            return value
+        return moment.isoformat()
 
     def _roles(self, keys):
         roles = self.roles.get(keys)
@@ -390,12 +424,6 @@ class RowWriter:
                 self.roles.clear()
             roles = self.roles[keys] = Roles(keys)
         return roles
-
-    def _json_keys(self, keys):
-        cached = self.roles.get(("json", keys))
-        if cached is None:
-            cached = self.roles[("json", keys)] = [encode_basestring(k) for k in keys]
-        return cached
 
     def _machine(self, record, roles):
         value = record.get(roles.machine) if roles.machine else None
@@ -406,7 +434,7 @@ class RowWriter:
             value = record.get(roles.time)
             if roles.date_time and roles.time in roles.date_time:
                 value = f"{record.get(roles.date_time[0])} {record.get(roles.date_time[1])}"
-            return parse_time(value, self.tz) or COPY_NULL
+            return self.time(value) if type(value) is str else parse_time(value, self.tz) or COPY_NULL
         return COPY_NULL
 
     @staticmethod

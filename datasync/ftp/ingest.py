@@ -340,7 +340,9 @@ class FileLoad:
                 self.header = text
                 return None
         try:
-            return self.writer.row(line_no, text, self.parser.fields(text), self.parser.keys)
+            if self.parser.keys is not None:
+                return self.writer.csv_row(line_no, text, self.parser.fields(text), self.parser.keys)
+            return self.writer.row(line_no, text, self.parser.fields(text))
         except Reject as exc:
             return self.reject(line_no, text, str(exc))
 

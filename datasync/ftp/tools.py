@@ -47,8 +47,11 @@ def dry_run(settings):
         for f in listing(job):
             d = decide(job, f, job.ledger.get(f.path))
             plan = {"load": f"load {d.why} from byte {d.offset}", "young": "wait: " + d.why}.get(d.action, d.action)
+            remove = "archive" if settings.ftp.archive_dir else "delete"
             if removable(job, f):
-                plan += ", then " + ("archive" if settings.ftp.archive_dir else "delete")
+                plan += f", then {remove}"
+            elif settings.ftp.delete and d.action == "load":
+                plan += f", then {remove} if every line is complete"
             rows.append([f.path, f.size, f.mtime and round((now - f.mtime).total_seconds()), plan])
         print(format_table(["file", "size", "age s", "this run would"], rows))
         return EXIT_OK
