@@ -197,9 +197,9 @@ def ftp_server(inbox):
 def ftp_base_env(pg_db, server, **extra):
     from tests.remote_servers import PASSWORD, USER
 
-    return base_env(FTP_HOST=server.host, FTP_PORT=server.port, FTP_USER=USER, FTP_PASS=PASSWORD,
-                    POSTGRES_HOST=pg_db.server.host, POSTGRES_PORT=pg_db.server.port, POSTGRES_USER=pg_db.server.user,
-                    POSTGRES_DB=pg_db.name, **extra)
+    return base_env(**{"FTP_HOST": server.host, "FTP_PORT": server.port, "FTP_USER": USER, "FTP_PASS": PASSWORD,
+                       "POSTGRES_HOST": pg_db.server.host, "POSTGRES_PORT": pg_db.server.port,
+                       "POSTGRES_USER": pg_db.server.user, "POSTGRES_DB": pg_db.name, **extra})
 
 
 @pytest.fixture

@@ -218,16 +218,21 @@ class SftpServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.stopping = False
         self.host, self.port = self.sock.getsockname()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
-        while True:
+        while not self.stopping:
             try:
                 conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             transport = paramiko.Transport(conn)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler("sftp", SFTPServer, sftp_interface(self.root, self))
@@ -238,7 +243,8 @@ class SftpServer:
                 continue
 
     def stop(self):
+        self.stopping = True
+        self.thread.join(5)
         self.sock.close()
         for transport in self.transports:
             transport.close()
-        self.thread.join(5)

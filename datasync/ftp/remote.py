@@ -131,6 +131,10 @@ class FtpRemote(Remote):
         except ftplib.error_perm as exc:
             client.close()
             raise UnreachableError(f"{self.what} refused the login: {_reason(exc)}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            client.close()
+            raise UnreachableError(f"{self.what}: server certificate not trusted ({exc.verify_message}); set "
+                                   "FTPS_CA_FILE to the CA that signed it (FTPS_VERIFY=false skips the check)") from exc
         except BaseException:
             client.close()
             raise

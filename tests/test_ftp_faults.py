@@ -1,0 +1,103 @@
+"""Faults: dropped connections mid-download, PostgreSQL down or lost, kill -9 and SIGTERM mid-COPY."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests import servers
+from tests.conftest import ROOT, ftp_base_env
+from tests.remote_servers import PASSWORD, SftpServer, openssh_key
+from tests.test_ftp_ingest import ledger, logs
+from tests.test_mysql_faults import wait_for
+
+LINE = "2024-03-01 08:00:00 INFO spindle speed within tolerance, cycle {:07d}\n"
+
+
+def big_log(inbox, name, lines):
+    inbox.put(name, "".join(LINE.format(i) for i in range(lines)))
+
+
+def copying(pg_db):
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                               "'datasync ftp_log' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+
+
+def start(env):
+    return subprocess.Popen([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_ftp_connection_dropped_mid_download_rolls_back_that_file(inbox, ingest, pg_db, ftp_server):
+    big_log(inbox, "a_big.log", 5000)
+    inbox.put("b_small.log", "x\n")
+    ftp_server.drop_after(100_000)
+    first = ingest(DELETE_AFTER_SYNC="true")
+    assert first.code == 1 and first.lines("/a_big.log: /a_big.log: download interrupted")
+    assert ledger(pg_db, "/a_big.log") is None and not logs(pg_db, "source_file = '/a_big.log'")
+    assert inbox.files() == ["a_big.log"]  # b_small.log loaded (after a reconnect) and deleted
+    second = ingest(DELETE_AFTER_SYNC="true")
+    assert second.code == 0 and second.lines("/a_big.log: new, version 1, lines 1-5000: 5000 loaded")
+    assert pg_db.value("SELECT count(DISTINCT line_no) FROM machine_logs WHERE source_file = '/a_big.log'") == 5000
+    assert len(logs(pg_db)) == 5001 and inbox.files() == []
+
+
+def test_sftp_connection_dropped_mid_download(inbox, pg_db):
+    host_key = openssh_key("ed25519")[1]
+    server = SftpServer(inbox.root, host_key)
+    try:
+        big_log(inbox, "big.log", 20000)
+        env = ftp_base_env(pg_db, server, FTP_PROTOCOL="sftp", SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true")
+        server.drop_after = 300_000
+        first = subprocess.run([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert first.returncode in (1, 3), first.stdout + first.stderr
+        assert "/big.log" in first.stdout and ledger(pg_db, "/big.log") is None and not logs(pg_db)
+        second = subprocess.run([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 0, second.stdout
+        assert pg_db.value("SELECT count(*) FROM machine_logs") == 20000
+    finally:
+        server.stop()
+
+
+def test_postgres_down_deletes_nothing(inbox, ingest):
+    inbox.put("a.log", "x\n")
+    result = ingest(DELETE_AFTER_SYNC="true", POSTGRES_PORT=servers.free_port(), POSTGRES_PASSWORD="pg-s3cret")
+    assert result.code == 3 and result.lines("cannot connect to PostgreSQL")
+    assert inbox.files() == ["a.log"]
+    assert "pg-s3cret" not in result.out and PASSWORD not in result.out
+
+
+def test_postgres_connection_lost_mid_copy_stops_the_run(inbox, pg_db, ftp_server):
+    big_log(inbox, "a.log", 400_000)
+    inbox.put("b.log", "x\n")
+    proc = start(ftp_base_env(pg_db, ftp_server, DELETE_AFTER_SYNC="true"))
+    wait_for(copying(pg_db), what="the COPY")
+    pg_db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'datasync ftp_log'")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and "PostgreSQL connection lost while loading /a.log" in out
+    assert inbox.files() == ["a.log", "b.log"] and not logs(pg_db)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_mid_copy_loses_and_duplicates_nothing(inbox, ingest, pg_db, ftp_server, sig):
+    big_log(inbox, "a.log", 400_000)
+    proc = start(ftp_base_env(pg_db, ftp_server, DELETE_AFTER_SYNC="true"))
+    wait_for(copying(pg_db), what="the COPY")
+    os.kill(proc.pid, sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == (-9 if sig == signal.SIGKILL else 143)
+    if sig == signal.SIGTERM:
+        assert "stopped by SIGTERM" in out
+        assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "interrupted"
+    assert pg_db.value("SELECT count(*) FROM machine_logs") == 0 and ledger(pg_db, "/a.log") is None
+    assert inbox.files() == ["a.log"]
+    again = ingest(DELETE_AFTER_SYNC="true")
+    assert again.code == 0, again.out
+    assert pg_db.query("SELECT count(*), count(DISTINCT line_no) FROM machine_logs")[0] == (400_000, 400_000)
+    assert inbox.files() == []
