@@ -1,0 +1,280 @@
+"""The container files: linted, kept in step with the settings, and start.sh proven under the real cron.
+
+The end-to-end test runs the real start.sh as root with the real Debian cron inside a private
+mount namespace (``unshare -m``, tmpfs over /etc/cron.d and /run), so the machine is untouched.
+Jobs run as ``nobody`` with Debian's /usr/bin/python3 (root's pyenv Python is out of its reach).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datasync.settings import VARIABLES
+from tests.conftest import ROOT
+from tests.remote_servers import PASSWORD, FtpServer
+from tests.test_mysql_faults import wait_for
+
+BIN = Path(sys.executable).parent
+START = ROOT / "start.sh"
+
+
+def tool(name):
+    return str(BIN / name) if (BIN / name).exists() else shutil.which(name)
+
+
+def run(*cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120, **kw)
+
+
+# ---------------------------------------------------------------- linters and consistency
+
+
+def test_start_sh_is_shellcheck_clean():
+    result = run(tool("shellcheck"), "--shell=sh", START)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "demo/ftp-server/Dockerfile"])
+def test_dockerfiles_pass_hadolint(dockerfile):
+    result = run(tool("hadolint"), ROOT / dockerfile)
+    assert result.returncode == 0, result.stdout
+
+
+def test_compose_file_matches_the_compose_specification():
+    result = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", ROOT / "docker-compose.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not re.search(r"^version:", (ROOT / "docker-compose.yaml").read_text(), re.M)
+
+
+def start_sh_list(name):
+    match = re.search(rf'^{name}="([^"]*)"', START.read_text(), re.M)
+    return set(match.group(1).split())
+
+
+def test_start_sh_hands_each_job_exactly_the_variables_it_reads():
+    groups = {g: {n for n, v in VARIABLES.items() if v.group == g} for g in ("postgres", "common", "mysql", "ftp")}
+    assert start_sh_list("COMMON_VARS") == groups["postgres"] | groups["common"]
+    assert start_sh_list("MYSQL_VARS") == groups["mysql"]
+    assert start_sh_list("FTP_VARS") == groups["ftp"]
+
+
+def test_env_example_documents_every_variable():
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M))
+    container = {"FTP_CRON_SCHEDULE", "MYSQL_SYNC_CRON_SCHEDULE", "RUN_ON_START", "HEALTH_MAX_AGE_MINUTES",
+                 "CRON_LOG_MAX_BYTES", "CRON_LOG_KEEP"}
+    assert set(VARIABLES) | container <= documented, sorted(set(VARIABLES) | container - documented)
+
+
+def test_gitattributes_keeps_scripts_lf():
+    result = run("git", "-C", ROOT, "check-attr", "eol", "start.sh", "ftp_log_service.py")
+    assert result.stdout.count("eol: lf") == 2
+
+
+# ---------------------------------------------------------------- start.sh validation (no root needed)
+
+
+def start_env(**extra):
+    env = {"PATH": os.environ["PATH"], "JOB_USER": "nobody", "POSTGRES_HOST": "h", "POSTGRES_DB": "d",
+           "POSTGRES_USER": "u", "MYSQL_HOST": "h", "MYSQL_DB": "d", "MYSQL_USER": "u", "FTP_HOST": "h",
+           "FTP_USER": "u", "DATASYNC_CRON_DIR": "/nonexistent/cron.d"}
+    env.update(extra)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"FTP_HOST": None, "MYSQL_DB": None}, "ftp_log job: required variable(s) not set: FTP_HOST"),
+    ({"MYSQL_DB": None}, "mysql_sync job: required variable(s) not set: MYSQL_DB"),
+    ({"FTP_CRON_SCHEDULE": "*/5 * * *"}, "FTP_CRON_SCHEDULE='*/5 * * *' is not a cron pattern: it needs 5 fields"),
+    ({"MYSQL_SYNC_CRON_SCHEDULE": "61 * * * *"}, "MYSQL_SYNC_CRON_SCHEDULE='61 * * * *' is not a valid cron pattern"),
+    ({"FTP_CRON_SCHEDULE": "* * * * mon-fry"}, "is not a valid cron pattern"),
+    ({"RUN_ON_START": "yes"}, "RUN_ON_START must be true or false"),
+    ({"JOB_USER": "no-such-user-here"}, "JOB_USER 'no-such-user-here' does not exist"),
+])
+def test_start_sh_rejects_bad_settings_with_exit_2(extra, message):
+    result = run("sh", START, env=start_env(**extra))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_start_sh_accepts_real_patterns_and_off():
+    # valid settings get past validation and stop at the first write (the cron dir does not exist)
+    for pattern in ("*/5 * * * *", "2,17,32,47 * * * *", "0 6-18/2 * * mon-fri", "@hourly", "off"):
+        result = run("sh", START, env=start_env(FTP_CRON_SCHEDULE=pattern, DATASYNC_RUN_DIR="/proc/no/run",
+                                                DATASYNC_LOG_DIR="/proc/no/logs"))
+        assert "cron pattern" not in result.stderr, (pattern, result.stderr)
+
+
+# ---------------------------------------------------------------- end to end under the real cron
+
+NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="start.sh runs cron as root (CI runs as root)")
+MYSQL_PW = 'my "pass word" $HOME #x %y'   # a double quote: written to the cron file in single quotes
+PG_PW = "pg 'pw' $1 #2 %3"                  # a single quote: written in double quotes (trust auth ignores it)
+
+
+@pytest.fixture(scope="session")
+def job_python(tmp_path_factory):
+    """A venv of Debian's /usr/bin/python3 that the unprivileged job user can run (kept between sessions)."""
+    digest = hashlib.sha1((ROOT / "requirements.txt").read_bytes()).hexdigest()[:10]
+    venv = Path(f"/tmp/datasync-jobvenv-{digest}")
+    python = venv / "bin" / "python"
+    if not (venv / ".ready").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "-r",
+                        str(ROOT / "requirements.txt")], check=True, timeout=600)
+        (venv / ".ready").touch()
+    return python
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A copy of the application where ``nobody`` can read it, plus log and run folders."""
+    base = Path(f"/tmp/datasync-e2e-{os.getpid()}-{time.monotonic_ns()}")
+    (base / "app").mkdir(parents=True)
+    for item in ("datasync", "ftp_log_service.py", "mysql_sync_service.py", "start.sh"):
+        source = ROOT / item
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, base / "app" / item)
+    for folder in ("logs", "run"):
+        (base / folder).mkdir()
+    for path in [base, *base.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def mysql_user(mysql_db):
+    user = "e2e_" + mysql_db.name[-8:]
+    for host in ("%", "localhost"):
+        mysql_db.run(f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", args=(MYSQL_PW,))
+        mysql_db.run(f"GRANT SELECT ON `{mysql_db.name}`.* TO '{user}'@'{host}'")
+    yield user
+    mysql_db.run(f"DROP USER '{user}'@'%'", f"DROP USER '{user}'@'localhost'")
+
+
+def container_env(app, job_python, pg_db, mysql_db, mysql_user, ftp):
+    return {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "JOB_USER": "nobody",
+        "DATASYNC_APP_DIR": str(app / "app"), "DATASYNC_LOG_DIR": str(app / "logs"),
+        "DATASYNC_RUN_DIR": str(app / "run"), "DATASYNC_PYTHON": str(job_python),
+        "FTP_CRON_SCHEDULE": "* * * * *", "MYSQL_SYNC_CRON_SCHEDULE": "* * * * *", "RUN_ON_START": "false",
+        "POSTGRES_HOST": pg_db.server.host, "POSTGRES_PORT": str(pg_db.server.port), "POSTGRES_DB": pg_db.name,
+        "POSTGRES_USER": pg_db.server.user, "POSTGRES_PASSWORD": PG_PW,
+        "MYSQL_HOST": mysql_db.server.host, "MYSQL_PORT": str(mysql_db.server.port), "MYSQL_DB": mysql_db.name,
+        "MYSQL_USER": mysql_user, "MYSQL_PASSWORD": MYSQL_PW, "MYSQL_TARGET_SCHEMA": "erp",
+        "FTP_HOST": ftp.host, "FTP_PORT": str(ftp.port), "FTP_USER": "plant", "FTP_PASS": PASSWORD,
+        "LOG_REGEX": "(?P<level>\\w+) '\\$x' \"#%\" (?P<message>.*)", "LOG_FORMAT": "regex",
+    }
+
+
+def start_container(env):
+    script = 'mount -t tmpfs tmpfs /etc/cron.d && mount -t tmpfs tmpfs /run && exec "$0"'
+    return subprocess.Popen(["unshare", "-m", "sh", "-c", script, env["DATASYNC_APP_DIR"] + "/start.sh"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop_container(proc, app):
+    """After a failed test: cron and the jobs it started must not outlive it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    pidfiles = [app / "run" / "cron.pid", *(app / "run").glob("*_*.pid")]
+    for pidfile in pidfiles:
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def cron_log(app):
+    path = app / "logs" / "cron.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+@NEEDS_ROOT
+def test_start_sh_under_real_cron(app, job_python, pg_db, mysql_db, mysql_user, inbox):
+    mysql_db.run("CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), "
+                 "updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+                 "INSERT INTO orders (id, total) VALUES (1, 9.99), (2, 20.00)")
+    inbox.put("press01/today.log", "INFO '$x' \"#%\" cycle started\n")
+    ftp = FtpServer(inbox.root)
+    env = container_env(app, job_python, pg_db, mysql_db, mysql_user, ftp)
+    proc = start_container(env)
+    try:
+        wait_for(lambda: (app / "run" / "cron.pid").exists(), 20, "cron to start")
+        cron_root = Path(f"/proc/{(app / 'run' / 'cron.pid').read_text().strip()}/root")
+        for name in ("ftp_log_cron", "mysql_sync_cron"):
+            info = (cron_root / "etc/cron.d" / name).stat()
+            assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == 0, name
+        ftp_cron = (cron_root / "etc/cron.d/ftp_log_cron").read_text()
+        assert "MYSQL_PASSWORD" not in ftp_cron and "FTP_PASS_FILE=" in ftp_cron  # each job: only its variables
+        assert f"MYSQL_PASSWORD='{MYSQL_PW}'" in (cron_root / "etc/cron.d/mysql_sync_cron").read_text()
+
+        wait_for(lambda: "files: 1 seen, 1 loaded" in cron_log(app) and "run finished: 1 table(s), 0 failed"
+                 in cron_log(app), 75, "both jobs to run from cron")
+        assert pg_db.query("SELECT level, message FROM machine_logs") == [("INFO", "cycle started")]
+        assert pg_db.value("SELECT count(*) FROM erp.orders") == 2
+        log = cron_log(app)
+        for secret in (PASSWORD, MYSQL_PW, PG_PW):
+            assert secret not in log
+        # each job marks its success after it exits (the HEALTHCHECK reads these); then it holds no lock
+        wait_for(lambda: (app / "run/ftp_log.ok").exists() and (app / "run/mysql_sync.ok").exists(), 30, "exits")
+        seen_by_cron = {**env, "DATASYNC_CRON_DIR": str(cron_root / "etc/cron.d")}
+        health = run(app / "app/start.sh", "health", env=seen_by_cron)
+        assert health.returncode == 0 and health.stdout.strip() == "ok", health.stdout
+        stale = run(app / "app/start.sh", "health", env={**seen_by_cron, "HEALTH_MAX_AGE_MINUTES": "0"})
+        assert stale.returncode == 1 and "ftp_log has not succeeded for 0 minutes" in stale.stdout
+
+        with open(app / "run" / "ftp_log.lock", "a") as lock:  # a run that is still going holds this
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            second = run("setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                         app / "app/start.sh", "run", "ftp_log", env=env)
+        assert second.returncode == 75
+        assert "ftp_log: the previous run is still going; this run is skipped (flock)" in cron_log(app)
+
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - stopped_at < 2
+        assert "files: 1 seen, 1 loaded" in out  # the jobs' output reached the container's stdout too
+    finally:
+        stop_container(proc, app)
+        ftp.stop()
+
+
+@NEEDS_ROOT
+def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_db, mysql_user, inbox):
+    inbox.put("big.log", "".join(f"INFO '$x' \"#%\" line {i}\n" for i in range(400_000)))
+    ftp = FtpServer(inbox.root)
+    env = container_env(app, job_python, pg_db, mysql_db, mysql_user, ftp)
+    env.update(FTP_CRON_SCHEDULE="0 0 1 1 *", MYSQL_SYNC_CRON_SCHEDULE="off", RUN_ON_START="true")
+    proc = start_container(env)
+    try:
+        wait_for(lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                     "'datasync ftp_log' AND query LIKE 'COPY%%' AND state = 'active'") > 0,
+                 60, "the job's COPY")
+        assert "mysql_sync: disabled (schedule off)" in cron_log(app)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+        assert time.monotonic() - stopped_at < 2
+        log = cron_log(app)
+        assert "stopped by SIGTERM" in log and "ftp_log exited with code 143" in log
+        assert pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'datasync%%'") == 0
+        assert not pg_db.value("SELECT to_regclass('machine_logs') IS NOT NULL AND "
+                               "EXISTS (SELECT 1 FROM machine_logs)")
+    finally:
+        stop_container(proc, app)
+        ftp.stop()
