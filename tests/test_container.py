@@ -278,3 +278,20 @@ def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_
     finally:
         stop_container(proc, app)
         ftp.stop()
+
+
+def test_cron_log_is_rotated_and_output_appended(tmp_path):
+    logs, rundir = tmp_path / "logs", tmp_path / "run"
+    logs.mkdir()
+    rundir.mkdir()
+    (logs / "cron.log").write_text("old line\n" * 200)
+    (logs / "cron.log.1").write_text("older\n")
+    env = start_env(DATASYNC_APP_DIR=str(ROOT), DATASYNC_LOG_DIR=str(logs), DATASYNC_RUN_DIR=str(rundir),
+                    DATASYNC_PYTHON=sys.executable, CRON_LOG_MAX_BYTES="1000", CRON_LOG_KEEP="2",
+                    DATASYNC_ENV_FILE="/nonexistent", POSTGRES_HOST=None)
+    result = run(START, "run", "mysql_sync", env=env)
+    assert result.returncode == 2  # the job itself stops at its configuration check
+    assert (logs / "cron.log.2").read_text() == "older\n"
+    assert (logs / "cron.log.1").read_text() == "old line\n" * 200
+    current = (logs / "cron.log").read_text()
+    assert "configuration: POSTGRES_HOST is required" in current and "mysql_sync exited with code 2" in current

@@ -166,12 +166,13 @@ def test_gzip_encodings_and_awkward_lines(inbox, ingest, pg_db):
     assert result.lines("/cp.log: 1 lines were not valid utf-8 and were read as cp1252")
 
 
-def test_nlst_only_server_recursive_listing(inbox, pg_db):
+def test_nlst_only_server_recursive_listing_active_mode(inbox, pg_db):
     inbox.put("plant/press01/a.log", "a\n")
     inbox.put("plant/b.log", "b\n")
     server = FtpServer(inbox.root, mlsd=False)
     try:
-        result = run_service("ftp_log_service.py", ftp_base_env(pg_db, server, FTP_REMOTE_DIR="plant"))
+        result = run_service("ftp_log_service.py", ftp_base_env(pg_db, server, FTP_REMOTE_DIR="plant",
+                                                                FTP_PASSIVE="false"))  # active mode too
     finally:
         server.stop()
     assert result.code == 0, result.out
@@ -235,3 +236,16 @@ def test_unreachable_server_exit_3_without_password(pg_db, protocol):
     result = run_service("ftp_log_service.py", env)
     assert result.code == 3 and result.lines("cannot connect to") and result.lines("after 2 attempt(s)")
     assert PASSWORD not in result.out
+
+
+def test_archive_paths_stay_inside_the_archive():
+    from types import SimpleNamespace
+
+    from datasync.ftp.remote import Remote, TransferError
+
+    remote = Remote(SimpleNamespace(protocol="ftp", host="h", port=21, user="u", remote_dir="in",
+                                    archive_dir="/archive"), None)
+    remote.home = "/home/plant"
+    assert remote.archive_path("/home/plant/in/a b/..c.log") == "/archive/a b/..c.log"
+    with pytest.raises(TransferError, match="refusing to archive outside /archive"):
+        remote.archive_path("/home/plant/elsewhere/x.log")

@@ -70,7 +70,9 @@ def check_name(path):
 
 
 class Remote:
-    """What both protocols share: walking folders and building archive paths."""
+    """What both protocols share: walking folders, archive paths, delete and move."""
+
+    ERRORS = (OSError,)
 
     def __init__(self, ftp, common):
         self.settings, self.common = ftp, common
@@ -102,9 +104,28 @@ class Remote:
             raise TransferError(f"{path}: refusing to archive outside {archive}")
         return dest
 
+    def delete(self, path):
+        try:
+            self._remove(check_name(path))
+        except self.ERRORS as exc:
+            raise TransferError(f"{path}: cannot delete: {_reason(exc)}") from exc
+
+    def move(self, path, dest):
+        """Rename into the archive; an existing file there is never overwritten (a UTC stamp is appended)."""
+        try:
+            self._makedirs(posixpath.dirname(dest))
+            if self._exists(dest):
+                dest = f"{dest}.{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+            self._rename(check_name(path), check_name(dest))
+            return dest
+        except self.ERRORS as exc:
+            raise TransferError(f"{path}: cannot move to {dest}: {_reason(exc)}") from exc
+
 
 class FtpRemote(Remote):
     """ftplib: plain FTP or explicit FTPS; MLSD, else NLST + SIZE + MDTM."""
+
+    ERRORS = (OSError, EOFError, ftplib.Error)
 
     def __init__(self, ftp, common):
         super().__init__(ftp, common)
@@ -164,7 +185,7 @@ class FtpRemote(Remote):
         if self.ftp is not None:
             try:
                 self.ftp.quit()
-            except (OSError, EOFError, ftplib.Error):
+            except self.ERRORS:
                 self.ftp.close()
             self.ftp = None
 
@@ -180,7 +201,7 @@ class FtpRemote(Remote):
                     log.info("server does not support MLSD (%s); listing with NLST, SIZE and MDTM", _reason(exc))
                     self.mlsd = False
             return list(self._nlst(folder))
-        except (OSError, EOFError, ftplib.Error) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"cannot list {folder}: {_reason(exc)}") from exc
 
     def _mlsd(self, folder):
@@ -225,7 +246,7 @@ class FtpRemote(Remote):
         try:
             self.ftp.voidcmd("TYPE I")  # listings switch to ASCII; REST and exact bytes need binary
             conn = self.ftp.transfercmd(f"RETR {check_name(path)}", rest=offset or None)
-        except (OSError, EOFError, ftplib.Error) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"{path}: cannot start download at byte {offset}: {_reason(exc)}") from exc
         finished = False
         try:
@@ -234,7 +255,7 @@ class FtpRemote(Remote):
                     yield data
             self.ftp.voidresp()  # 226 only when the server sent the whole file
             finished = True
-        except (OSError, EOFError, ftplib.Error) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"{path}: download interrupted: {_reason(exc)}") from exc
         finally:
             if not finished:  # the control connection is out of step: start afresh next time
@@ -253,21 +274,11 @@ class FtpRemote(Remote):
             self.open()
         return bytes(data[:length])
 
-    def delete(self, path):
-        try:
-            self.ftp.delete(check_name(path))
-        except (OSError, EOFError, ftplib.Error) as exc:
-            raise TransferError(f"{path}: cannot delete: {_reason(exc)}") from exc
+    def _remove(self, path):
+        self.ftp.delete(path)
 
-    def move(self, path, dest):
-        try:
-            self._makedirs(posixpath.dirname(dest))
-            if self._exists(dest):
-                dest = f"{dest}.{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-            self.ftp.rename(check_name(path), check_name(dest))
-            return dest
-        except (OSError, EOFError, ftplib.Error) as exc:
-            raise TransferError(f"{path}: cannot move to {dest}: {_reason(exc)}") from exc
+    def _rename(self, path, dest):
+        self.ftp.rename(path, dest)
 
     def _exists(self, path):
         try:
@@ -323,6 +334,8 @@ def fingerprint_of(key):
 
 class SftpRemote(Remote):
     """paramiko's SFTP client; the host key is always verified unless explicitly told not to."""
+
+    ERRORS = (OSError, EOFError, paramiko.SSHException)
 
     def __init__(self, ftp, common):
         super().__init__(ftp, common)
@@ -387,7 +400,7 @@ class SftpRemote(Remote):
     def list_dir(self, folder):
         try:
             return [self._entry(folder, a) for a in self.sftp.listdir_attr(folder) if a.filename not in (".", "..")]
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"cannot list {folder}: {_reason(exc)}") from exc
 
     def _entry(self, folder, attr):
@@ -409,31 +422,21 @@ class SftpRemote(Remote):
                 handle.prefetch()
                 while data := handle.read(CHUNK):
                     yield data
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"{path}: download interrupted: {_reason(exc)}") from exc
 
     def head(self, path, length):
         try:
             with self.sftp.open(check_name(path), "rb") as handle:
                 return handle.read(length)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except self.ERRORS as exc:
             raise TransferError(f"{path}: cannot read: {_reason(exc)}") from exc
 
-    def delete(self, path):
-        try:
-            self.sftp.remove(check_name(path))
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransferError(f"{path}: cannot delete: {_reason(exc)}") from exc
+    def _remove(self, path):
+        self.sftp.remove(path)
 
-    def move(self, path, dest):
-        try:
-            self._makedirs(posixpath.dirname(dest))
-            if self._exists(dest):
-                dest = f"{dest}.{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-            self.sftp.rename(check_name(path), check_name(dest))
-            return dest
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise TransferError(f"{path}: cannot move to {dest}: {_reason(exc)}") from exc
+    def _rename(self, path, dest):
+        self.sftp.rename(path, dest)
 
     def _exists(self, path):
         try:
