@@ -22,6 +22,7 @@ lint: venv
 
 bench: venv servers
 	$(BIN)/python bench/mysql_sync_bench.py
+	$(BIN)/python bench/ftp_ingest_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
