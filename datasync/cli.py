@@ -21,7 +21,8 @@ EXIT_CODES_HELP = """exit codes:
 
 
 def _interrupt(signum, frame):
-    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+    Interrupted.received = f"stopped by {signal.Signals(signum).name}"
+    raise Interrupted(Interrupted.received)
 
 
 def run_main(body, environ=None) -> int:

@@ -51,6 +51,11 @@ class ValueRejected(TableError):
 
 
 class Interrupted(DataSyncError):
-    """The process was asked to stop (SIGTERM or SIGINT)."""
+    """The process was asked to stop (SIGTERM or SIGINT).
+
+    ``received`` keeps the reason once a signal arrived: a driver that calls back into
+    Python (psycopg2's COPY reading our chunks) may replace the exception with its own.
+    """
 
     exit_code = EXIT_INTERRUPTED
+    received = None

@@ -9,6 +9,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from .errors import Interrupted
 from .retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def copy_in(conn, table_sql, columns, chunks, options=""):
         except psycopg2.Error:
             if reader.error is not None:
                 raise reader.error from None
+            if Interrupted.received:  # the signal arrived outside read()'s try, in psycopg2's callback
+                raise Interrupted(Interrupted.received) from None
             raise
         return cur.rowcount
 

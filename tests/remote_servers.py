@@ -79,9 +79,10 @@ class DroppingDTP(DTPHandler):
 
 
 class FtpServer:
-    """pyftpdlib over ``root``; ``tls`` for explicit FTPS, ``mlsd=False`` for an NLST-only server."""
+    """pyftpdlib over ``root``; ``tls`` for explicit FTPS, ``mlsd=False`` for an NLST-only server,
+    ``rest=False`` for one that cannot resume."""
 
-    def __init__(self, root, tls=False, mlsd=True, cert=None, perm="elradfmwMT"):
+    def __init__(self, root, tls=False, mlsd=True, cert=None, perm="elradfmwMT", rest=True):
         authorizer = DummyAuthorizer()
         authorizer.add_user(USER, PASSWORD, str(root), perm=perm)
         base = TLS_FTPHandler if tls else FTPHandler
@@ -90,8 +91,9 @@ class FtpServer:
         if tls:
             attrs.update(certfile=str(cert[0]), keyfile=str(cert[1]), tls_control_required=True,
                          tls_data_required=True)
-        if not mlsd:
-            attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in ("MLSD", "MLST")}
+        missing = ({"MLSD", "MLST"} if not mlsd else set()) | ({"REST"} if not rest else set())
+        if missing:
+            attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in missing}
         self.handler = type("Handler", (base,), attrs)
         self.server = ThreadedFTPServer(("127.0.0.1", 0), self.handler)
         self.host, self.port = self.server.address

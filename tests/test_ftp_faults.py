@@ -91,7 +91,7 @@ def test_killed_mid_copy_loses_and_duplicates_nothing(inbox, ingest, pg_db, ftp_
     wait_for(copying(pg_db), what="the COPY")
     os.kill(proc.pid, sig)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == (-9 if sig == signal.SIGKILL else 143)
+    assert proc.returncode == (-9 if sig == signal.SIGKILL else 143), out
     if sig == signal.SIGTERM:
         assert "stopped by SIGTERM" in out
         assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "interrupted"

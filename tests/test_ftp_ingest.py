@@ -78,6 +78,20 @@ def test_growing_file_resumes_at_offset_and_waits_for_newline(inbox, ingest, pg_
     assert ledger(pg_db, "/press01/today.csv")[1:3] == ("loaded", (inbox.root / "press01/today.csv").stat().st_size)
 
 
+def test_server_without_rest_still_resumes_without_duplicates(inbox, pg_db):
+    inbox.put("a.log", "one\ntw")
+    server = FtpServer(inbox.root, rest=False)
+    try:
+        assert run_service("ftp_log_service.py", ftp_base_env(pg_db, server)).code == 0
+        inbox.append("a.log", "o\nthree\n")
+        result = run_service("ftp_log_service.py", ftp_base_env(pg_db, server))
+    finally:
+        server.stop()
+    assert result.code == 0 and result.lines("server refuses REST")
+    assert result.lines("/a.log: resumed, version 1, lines 2-3: 2 loaded, 0 rejected, 10 bytes")
+    assert [(r[2], r[6]) for r in logs(pg_db)] == [(1, "one"), (2, "two"), (3, "three")]
+
+
 def test_rewritten_and_shrunk_files_become_new_versions(inbox, ingest, pg_db):
     inbox.put("a.log", "2024-03-01 08:00:00 INFO first\n2024-03-01 08:00:01 INFO second\n")
     inbox.put("b.log", "2024-03-01 08:00:00 INFO long line number one\n")

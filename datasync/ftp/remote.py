@@ -130,7 +130,7 @@ class FtpRemote(Remote):
     def __init__(self, ftp, common):
         super().__init__(ftp, common)
         self.ftp = None
-        self.mlsd = True
+        self.mlsd = self.rest = True
         self.home = "/"
 
     def open(self):
@@ -243,15 +243,15 @@ class FtpRemote(Remote):
 
     def fetch(self, path, offset=0):
         """The file's bytes from ``offset`` to its end, in chunks; TransferError if cut short."""
-        try:
-            self.ftp.voidcmd("TYPE I")  # listings switch to ASCII; REST and exact bytes need binary
-            conn = self.ftp.transfercmd(f"RETR {check_name(path)}", rest=offset or None)
-        except self.ERRORS as exc:
-            raise TransferError(f"{path}: cannot start download at byte {offset}: {_reason(exc)}") from exc
+        conn, skip = self._retr(check_name(path), offset)
         finished = False
         try:
             with conn:
                 while data := conn.recv(CHUNK):
+                    if skip:  # a server without REST: read past what is already loaded
+                        data, skip = data[skip:], max(0, skip - len(data))
+                        if not data:
+                            continue
                     yield data
             self.ftp.voidresp()  # 226 only when the server sent the whole file
             finished = True
@@ -260,6 +260,23 @@ class FtpRemote(Remote):
         finally:
             if not finished:  # the control connection is out of step: start afresh next time
                 self.close()
+
+    def _retr(self, path, offset):
+        """(data connection, bytes to skip): REST when the server has it, else from byte 0."""
+        try:
+            self.ftp.voidcmd("TYPE I")  # listings switch to ASCII; REST and exact bytes need binary
+            if offset and self.rest:
+                try:
+                    return self.ftp.transfercmd(f"RETR {path}", rest=offset), 0
+                except ftplib.error_perm as exc:
+                    if not str(exc).startswith(("500", "502", "504")):
+                        raise
+                    log.warning("server refuses REST (%s); files that grew are read again from the start",
+                                _reason(exc))
+                    self.rest = False
+            return self.ftp.transfercmd(f"RETR {path}"), offset
+        except self.ERRORS as exc:
+            raise TransferError(f"{path}: cannot start download at byte {offset}: {_reason(exc)}") from exc
 
     def head(self, path, length):
         """The first ``length`` bytes (for the fingerprint of a file that grew)."""
