@@ -151,7 +151,8 @@ def main():
           f"({args.lines / seconds:,.0f} lines/s), ratio {seconds / copy_s:.2f} (target <= 1.5), "
           f"peak RSS {rss:.0f} MB")
     print(f"  PostgreSQL's share alone (psql \\copy of the rows the service sends into machine_logs): "
-          f"{floor_s:.2f}s = {floor_s / copy_s:.2f}x the raw file's \\copy")
+          f"{floor_s:.2f}s = {floor_s / copy_s:.2f}x the raw file's \\copy; the service takes "
+          f"{seconds / floor_s:.2f}x that")
     _, _, _, small_s, small_rss = big_file(pgsrv, args.small, False)
     print(f"{args.small:,}-line CSV: {small_s:.2f}s, peak RSS {small_rss:.0f} MB "
           f"(vs {rss:.0f} MB at {args.lines:,}; target <= 150 MB and flat)")
