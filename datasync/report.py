@@ -53,6 +53,13 @@ def format_table(headers, rows):
     return "\n".join(out)
 
 
+def runs_table(runs):
+    """--status: the recent runs (rows of state.recent_runs) of either service."""
+    return format_table(["run", "started", "finished", "status", "exit", "host", "seconds"],
+                        [[r["id"], r["started_at"], r["finished_at"], r["status"], r["exit_code"], r["host"],
+                          r["seconds"]] for r in runs])
+
+
 def _cell(value):
     if value is None:
         return ""

@@ -441,10 +441,15 @@ class LogFormatSettings:
 
     def format_for(self, relative_path):
         for pattern, fmt in self.formats:
-            if fnmatch.fnmatchcase(relative_path, pattern) or fnmatch.fnmatchcase(posixpath.basename(relative_path),
-                                                                                   pattern):
+            if path_matches(relative_path, (pattern,)):
                 return fmt
         return self.default_format
+
+
+def path_matches(relative_path, patterns):
+    """A remote file's path below FTP_REMOTE_DIR, or its name alone, matches one of the globs."""
+    name = posixpath.basename(relative_path)
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative_path, p) for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ process, as under cron.  ``drop_after`` cuts the connection mid-download, once.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import ipaddress
 import os
 import socket
@@ -55,8 +56,6 @@ def openssh_key(kind="ed25519", passphrase=None):
                   else serialization.NoEncryption())
     text = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption).decode()
     loader = {"ed25519": paramiko.Ed25519Key, "ecdsa": paramiko.ECDSAKey, "rsa": paramiko.RSAKey}[kind]
-    import io
-
     return text, loader.from_private_key(io.StringIO(text), password=passphrase)
 
 

@@ -56,7 +56,7 @@ def sftp_factory(inbox, host_key):
         server.stop()
 
 
-def sftp_env(server, **extra):
+def sftp_env(**extra):
     return dict(FTP_PROTOCOL="sftp", **extra)
 
 
@@ -65,11 +65,11 @@ def test_sftp_password_known_hosts_resume_and_delete(inbox, pg_db, sftp_factory,
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{server.port} {host_key.get_name()} {host_key.get_base64()}\n")
     inbox.put("line7/today.log", "2024-03-01 08:00:00 INFO one\n2024-03-01 08:00:01 INFO tw")
-    first = run(pg_db, server, **sftp_env(server, SFTP_KNOWN_HOSTS=str(known), DELETE_AFTER_SYNC="true"))
+    first = run(pg_db, server, **sftp_env(SFTP_KNOWN_HOSTS=str(known), DELETE_AFTER_SYNC="true"))
     assert first.code == 0, first.out
     assert inbox.files() == ["line7/today.log"]  # its last line is not complete: kept
     inbox.append("line7/today.log", "o\n")
-    second = run(pg_db, server, **sftp_env(server, SFTP_KNOWN_HOSTS=str(known), DELETE_AFTER_SYNC="true"))
+    second = run(pg_db, server, **sftp_env(SFTP_KNOWN_HOSTS=str(known), DELETE_AFTER_SYNC="true"))
     fetched = len("2024-03-01 08:00:01 INFO two\n")
     assert second.code == 0 and second.lines(f"resumed, version 1, lines 2-2: 1 loaded, 0 rejected, {fetched} bytes")
     assert [(r[2], r[3], r[6]) for r in logs(pg_db)] == [(1, "line7", "one"), (2, "line7", "two")]
@@ -85,7 +85,7 @@ def test_sftp_private_keys_with_pinned_host_key(inbox, pg_db, sftp_factory, host
     key_file = tmp_path / "id"
     key_file.write_text(text)
     inbox.put("a.log", "x\n")
-    env = sftp_env(server, FTP_PASS="", SFTP_PRIVATE_KEY_FILE=str(key_file), SFTP_HOST_KEY=fingerprint_of(host_key))
+    env = sftp_env(FTP_PASS="", SFTP_PRIVATE_KEY_FILE=str(key_file), SFTP_HOST_KEY=fingerprint_of(host_key))
     if kind == "ecdsa":
         env["SFTP_PRIVATE_KEY_PASSPHRASE"] = "k3y pass"
     result = run(pg_db, server, **env)
@@ -98,15 +98,15 @@ def test_sftp_unknown_or_wrong_host_key_refused(inbox, pg_db, sftp_factory, host
 
     server = sftp_factory()
     inbox.put("a.log", "x\n")
-    unknown = run(pg_db, server, **sftp_env(server))
+    unknown = run(pg_db, server, **sftp_env())
     assert unknown.code == 3
     assert unknown.lines(f"host key ssh-ed25519 {fingerprint_of(host_key)} of [127.0.0.1]:{server.port} is not in "
                          "SFTP_KNOWN_HOSTS")
     other = openssh_key("ed25519")[1]
-    wrong = run(pg_db, server, **sftp_env(server, SFTP_HOST_KEY=fingerprint_of(other)))
+    wrong = run(pg_db, server, **sftp_env(SFTP_HOST_KEY=fingerprint_of(other)))
     assert wrong.code == 3 and wrong.lines("does not match SFTP_HOST_KEY")
     assert not logs_exist(pg_db)
-    insecure = run(pg_db, server, **sftp_env(server, SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true"))
+    insecure = run(pg_db, server, **sftp_env(SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true"))
     assert insecure.code == 0 and insecure.lines("WARNING") and insecure.lines("accepting host key")
     assert PASSWORD not in unknown.out + wrong.out + insecure.out
 
@@ -119,5 +119,5 @@ def test_sftp_wrong_password_exit_3(inbox, pg_db, sftp_factory, host_key):
     from datasync.ftp.remote import fingerprint_of
 
     server = sftp_factory()
-    result = run(pg_db, server, **sftp_env(server, FTP_PASS="nope", SFTP_HOST_KEY=fingerprint_of(host_key)))
+    result = run(pg_db, server, **sftp_env(FTP_PASS="nope", SFTP_HOST_KEY=fingerprint_of(host_key)))
     assert result.code == 3 and result.lines("refused the login")

@@ -334,26 +334,26 @@ def _epoch(number):
     return datetime.fromtimestamp(number, UTC).isoformat()
 
 
-def _role(keys, candidates):
-    lowered = {k.lower(): k for k in keys}
-    for candidate in candidates:
-        if candidate in lowered:
-            return lowered[candidate]
-    return None
-
-
 class Roles:
     """Which field supplies machine_id, logged_at, level and message, for one set of keys."""
 
     __slots__ = ("machine", "time", "date_time", "level", "message")
 
     def __init__(self, keys):
-        self.machine = _role(keys, MACHINE_KEYS)
-        self.time = _role(keys, TIME_KEYS)
-        self.level = _role(keys, LEVEL_KEYS)
-        self.message = _role(keys, MESSAGE_KEYS)
         lowered = {k.lower(): k for k in keys}
+        self.machine = _role(lowered, MACHINE_KEYS)
+        self.time = _role(lowered, TIME_KEYS)
+        self.level = _role(lowered, LEVEL_KEYS)
+        self.message = _role(lowered, MESSAGE_KEYS)
         self.date_time = (lowered["date"], lowered["time"]) if "date" in lowered and "time" in lowered else None
+
+
+def _role(lowered, candidates):
+    """The original key of the first candidate present (``lowered`` maps lower-cased keys to originals)."""
+    for candidate in candidates:
+        if candidate in lowered:
+            return lowered[candidate]
+    return None
 
 
 class RowWriter:
@@ -366,31 +366,36 @@ class RowWriter:
         self.prefix = f"{copy_text(source_file)}\t{version}\t"
         self.path_machine = copy_text(path_machine) if path_machine else COPY_NULL
         self.tz = tz
-        self.utc = tz.utcoffset(None) == timedelta(0) if hasattr(tz, "utcoffset") else False
-        self.roles = {}
+        self.utc = tz.utcoffset(None) == timedelta(0)  # fixed UTC: naive ISO text only needs a "Z"
+        self.roles = {}      # keys of a JSON/regex record -> Roles
+        self.csv_plans = {}  # CSV header keys -> column indexes (one per file in practice)
 
     def row(self, line_no, line, fields):
         """One COPY line from a dict of parsed fields (JSON, regex, text, raw)."""
         roles = self._roles(tuple(fields))
         body = json.dumps(fields, ensure_ascii=False) if fields else "{}"
-        return (f"{self.prefix}{line_no}\t{self._machine(fields, roles)}\t{self._time(fields, roles)}\t"
-                f"{self._text(fields.get(roles.level) if roles.level else None, upper=True)}\t"
-                f"{copy_text(self._message(fields, roles, line))}\t"
-                f"{body.replace(chr(92), chr(92) * 2) if chr(92) in body else body}\n")
+        return self._line(line_no, self._machine(fields, roles), self._time(fields, roles),
+                          self._text(fields.get(roles.level) if roles.level else None, upper=True),
+                          self._message(fields, roles, line), body)
 
     def csv_row(self, line_no, line, values, keys):
         """One COPY line from CSV values: the hot path, so roles are column indexes worked out once."""
-        plan = self.roles.get(keys) or self._csv_plan(keys)
+        plan = self.csv_plans.get(keys) or self._csv_plan(keys)
         machine_i, time_i, date_i, level_i, message_i, json_keys = plan
         machine = values[machine_i] if machine_i is not None else ""
         stamp = COPY_NULL if time_i is None else self.time(
             values[time_i] if date_i is None else f"{values[date_i]} {values[time_i]}")
         level = values[level_i] if level_i is not None else ""
         body = "{" + ", ".join(map(add, json_keys, map(encode_basestring, values))) + "}"
-        return (f"{self.prefix}{line_no}\t{copy_text(machine) if machine else self.path_machine}\t{stamp}\t"
-                f"{copy_text(level.upper()) if level else COPY_NULL}\t"
-                f"{copy_text(values[message_i] if message_i is not None else line)}\t"
-                f"{body.replace(chr(92), chr(92) * 2) if chr(92) in body else body}\n")
+        return self._line(line_no, copy_text(machine) if machine else self.path_machine, stamp,
+                          copy_text(level.upper()) if level else COPY_NULL,
+                          values[message_i] if message_i is not None else line, body)
+
+    def _line(self, line_no, machine, stamp, level, message, body):
+        """The COPY text line; ``machine``, ``stamp`` and ``level`` come escaped, ``message`` and ``body`` raw."""
+        if "\\" in body:  # JSON escapes are backslashes, which COPY text doubles
+            body = body.replace("\\", "\\\\")
+        return f"{self.prefix}{line_no}\t{machine}\t{stamp}\t{level}\t{copy_text(message)}\t{body}\n"
 
     def _csv_plan(self, keys):
         roles, index = Roles(keys), {k: i for i, k in enumerate(keys)}
@@ -400,7 +405,7 @@ class RowWriter:
             date_i, time_i = index[roles.date_time[0]], index[roles.date_time[1]]
         plan = (index.get(roles.machine), time_i, date_i, index.get(roles.level), index.get(roles.message),
                 [encode_basestring(k) + ": " for k in keys])
-        self.roles[keys] = plan
+        self.csv_plans[keys] = plan
         return plan
 
     def time(self, value):

@@ -13,7 +13,6 @@ lost or loaded twice.  A failed delete is retried by the next run without reload
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import posixpath
@@ -28,6 +27,7 @@ from .. import postgres, state
 from ..errors import EXIT_FAILED, EXIT_OK, Interrupted, UnreachableError
 from ..postgres import ident
 from ..report import Progress
+from ..settings import path_matches
 from . import remote as remotes
 from .formats import Bad, Lines, Reject, RowWriter, copy_text, gunzip, machine_from_path, make_parser, sniff_format
 from .remote import TransferError
@@ -189,14 +189,9 @@ def listing(job):
     except TransferError as exc:
         raise UnreachableError(f"{job.remote.what}: {exc}") from exc
     base = job.remote.absolute(ftp.remote_dir)
-    chosen = [f for f in files if matches(posixpath.relpath(f.path, base), ftp.patterns)]
+    chosen = [f for f in files if path_matches(posixpath.relpath(f.path, base), ftp.patterns)]
     log.info("%s: %s files, %s matching %s", base, len(files), len(chosen), ",".join(ftp.patterns))
     return chosen
-
-
-def matches(relative, patterns):
-    name = posixpath.basename(relative)
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative, p) for p in patterns)
 
 
 def handle(job, f):
@@ -234,13 +229,13 @@ def failed(job, f, error, started, reconnect=False):
     return FileResult(f.path, "failed", "failed", seconds=time.monotonic() - started, error=error)
 
 
-def age_of(job, f):
+def age_of(f):
     return (datetime.now(UTC) - f.mtime).total_seconds() if f.mtime else None
 
 
 def decide(job, f, known) -> Decision:
     """Young, unchanged, new, grown (resume), or rewritten/shrunk (a new version)."""
-    age = age_of(job, f)
+    age = age_of(f)
     if age is not None and age < job.settings.ftp.min_age:
         return Decision("young", f"changed {age:.0f}s ago (FTP_MIN_FILE_AGE={job.settings.ftp.min_age:g})")
     if known is None:
@@ -410,7 +405,7 @@ def ledger_row(job, f, d, loader):
 def removable(job, f):
     """DELETE_AFTER_SYNC, fully loaded, unchanged since the listing, and old enough."""
     row = job.ledger.get(f.path)
-    age = age_of(job, f)
+    age = age_of(f)
     return (job.settings.ftp.delete and row is not None and row["status"] == "loaded"
             and row["size"] == f.size and row["offset_loaded"] == f.size
             and age is not None and age >= job.settings.ftp.min_age)

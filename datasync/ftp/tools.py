@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from .. import postgres, state
 from ..errors import EXIT_OK
-from ..report import format_table
+from ..report import format_table, runs_table
 from . import remote as remotes
 from .ingest import APPLICATION, SERVICE, Job, decide, listing, removable
 
@@ -19,10 +19,7 @@ def status(settings):
         if not state.schema_exists(pg, schema):
             print(f"no runs recorded yet (schema {schema} does not exist)")
             return EXIT_OK
-        runs = state.recent_runs(pg, schema, SERVICE)
-        print(format_table(["run", "started", "finished", "status", "exit", "host", "seconds"],
-                           [[r["id"], r["started_at"], r["finished_at"], r["status"], r["exit_code"], r["host"],
-                             r["seconds"]] for r in runs]))
+        print(runs_table(state.recent_runs(pg, schema, SERVICE)))
         print()
         files = state.recent_files(pg, schema, settings.ftp.url)
         print(format_table(

@@ -9,7 +9,7 @@ from psycopg2 import sql
 from .. import postgres, state
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..postgres import ident
-from ..report import format_table
+from ..report import format_table, runs_table
 from .copy import copy_select, describe_target, execute
 from .plan import create_table_sql, index_sql
 from .sync import connect, decide, prepare, select_tables
@@ -26,10 +26,7 @@ def status(settings):
         if not state.schema_exists(pg, schema):
             print(f"no runs recorded yet (schema {schema} does not exist)")
             return EXIT_OK
-        runs = state.recent_runs(pg, schema, "mysql_sync")
-        print(format_table(["run", "started", "finished", "status", "exit", "host", "seconds"],
-                           [[r["id"], r["started_at"], r["finished_at"], r["status"], r["exit_code"], r["host"],
-                             r["seconds"]] for r in runs]))
+        print(runs_table(state.recent_runs(pg, schema, "mysql_sync")))
         print()
         tables = state.table_states(pg, schema, settings.mysql.db)
         print(format_table(
