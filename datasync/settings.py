@@ -233,7 +233,7 @@ class Reader:
 
     def done(self):
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError(list(dict.fromkeys(self.problems)))  # a variable read twice is reported once
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,7 @@ LOG_FORMAT_CHOICES = ("auto", "csv", "jsonl", "regex", "raw")
 
 def read_ftp(r: Reader) -> FtpSettings:
     protocol = r.choice("FTP_PROTOCOL", ("ftp", "ftps", "sftp")) or "ftp"
-    port = r.int("FTP_PORT", 1, 65535) if r.env.get("FTP_PORT") else (22 if protocol == "sftp" else 21)
+    port = r.int("FTP_PORT", 1, 65535) if r.str("FTP_PORT") else (22 if protocol == "sftp" else 21)
     host_key = r.str("SFTP_HOST_KEY")
     if host_key and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", host_key):
         r.fail("SFTP_HOST_KEY", "must be a SHA256:... fingerprint as printed by ssh-keygen -lf")

@@ -82,3 +82,14 @@ def test_readme_configuration_table_matches_settings():
     for name, var in VARIABLES.items():
         default = "required" if var.default is REQUIRED else (f"`{var.default}`" if var.default else "")
         assert table[name][0] == default, f"{name}: README default {table[name][0]!r}, settings {default!r}"
+
+
+def test_ftp_port_from_file_and_default_by_protocol(tmp_path):
+    from datasync.settings import load_ftp_log
+
+    port = tmp_path / "port"
+    port.write_text("2121\n")
+    env = dict(FTP_HOST="h", FTP_USER="u", POSTGRES_HOST="h", POSTGRES_DB="d", POSTGRES_USER="u",
+               DATASYNC_ENV_FILE="/nonexistent")
+    assert load_ftp_log({**env, "FTP_PORT_FILE": str(port)}).ftp.port == 2121
+    assert load_ftp_log({**env, "FTP_PROTOCOL": "sftp"}).ftp.port == 22
