@@ -136,3 +136,30 @@ def test_postgres_restarted_mid_run_is_retried(sync_env, mysql_db, private_pg):
     assert private_pg.value("SELECT count(*) FROM src.big") == 400_000
     assert private_pg.value("SELECT count(*) FROM pg_class WHERE relname LIKE '_datasync%%'") == 0
     assert os.path.exists(ROOT / "mysql_sync_service.py")
+
+
+def test_merge_failing_while_mysql_counts_fails_only_that_table(sync, mysql_db, pg_db):
+    """The delete check's COUNT(*) runs beside the PostgreSQL merge; a failed merge abandons it cleanly."""
+    fill_big(mysql_db)
+    mysql_db.run("UPDATE big SET updated_at = '2024-01-01'",  # old rows: the next run reads only what changes
+                 "CREATE TABLE later (id INT PRIMARY KEY, v INT, updated_at TIMESTAMP(6) NOT NULL "
+                 "DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))",
+                 "INSERT INTO later (id, v) VALUES (1, 1), (2, 2)")
+    assert sync().code == 0
+    pg_db.query("CREATE FUNCTION src.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'merge refused'; END$$")
+    pg_db.query("CREATE TRIGGER refuse BEFORE UPDATE ON src.big FOR EACH ROW EXECUTE FUNCTION src.refuse()")
+    mysql_db.run("UPDATE big SET payload = 'changed' WHERE id <= 10", "DELETE FROM big WHERE id = 400000",
+                 "UPDATE later SET v = 20 WHERE id = 2", "DELETE FROM later WHERE id = 1")
+    result = sync()
+    assert result.code == 1, result.out
+    assert result.lines("big: failed: PostgreSQL: merge refused")
+    assert result.lines("later: incremental ok: 0 inserted, 1 updated, 1 deleted")
+    assert pg_db.query("SELECT id, v FROM src.later") == [(2, 20)]
+    assert pg_db.value("SELECT count(*) FROM src.big WHERE payload = 'changed'") == 0  # rolled back
+    pg_db.query("DROP TRIGGER refuse ON src.big")
+    again = sync()
+    assert again.code == 0, again.out
+    assert again.lines("big: incremental ok: 0 inserted, 10 updated, 1 deleted")
+    assert pg_db.value("SELECT count(*) FROM src.big WHERE payload = 'changed'") == 10
+    assert pg_db.value("SELECT count(*) FROM src.big") == 399_999

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 
 import pymysql
@@ -110,6 +111,10 @@ class MySQLSource:
             cur.execute(statement, args)
             return [tuple(_text(v) for v in row) for row in cur.fetchall()]
 
+    def start(self, statement):
+        """Run a small query on this connection in the background (see Pending)."""
+        return Pending(self, statement)
+
     def version(self):
         return self.execute("SELECT VERSION()")[0][0]
 
@@ -208,6 +213,44 @@ class MySQLSource:
         if not rows:
             return None
         return ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0])) if columns else "(table has no key)"
+
+
+class Pending:
+    """A query running on the source's connection in a daemon thread, inside its snapshot.
+
+    Lets MySQL count rows while the main thread merges in PostgreSQL.  result() waits for
+    the rows.  abandon() (the table failed first) takes the connection away from the source,
+    so nothing else talks on it; the thread closes it when its query ends.
+    """
+
+    def __init__(self, source, statement):
+        self.source, self.conn, self.statement = source, source.conn, statement
+        self.rows = self.error = None
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="mysql-query", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            with self.conn.cursor(pymysql.cursors.Cursor) as cur:
+                cur.execute(self.statement)
+                self.rows = cur.fetchall()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread by result()
+            self.error = exc
+        with self.lock:
+            if self.source.conn is not self.conn:
+                _quietly_close(self.conn)
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.rows
+
+    def abandon(self):
+        with self.lock:
+            if self.thread.is_alive() and self.source.conn is self.conn:
+                self.source.conn = None
 
 
 def _quietly_close(conn):

@@ -30,8 +30,15 @@ def run(job, plan, existing, since=None):
         args = (since, job.settings.lookback_seconds)
     execute(job, sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(ident(STAGE), table_ref(plan)))
     _, zeros = copy_select(job, plan, ident(STAGE), where=where, args=args)
-    inserted, updated = upsert(job, plan)
-    deleted = delete_missing(job, plan) if plan.deletes else 0
+    # MySQL counts its rows (same snapshot) while PostgreSQL merges: the delete check's first step
+    counting = job.source.start(f"SELECT COUNT(*) FROM {q(plan.source.name)}") if plan.deletes else None
+    try:
+        inserted, updated = upsert(job, plan)
+        deleted = delete_missing(job, plan, counting) if counting else 0
+    except BaseException:
+        if counting:
+            counting.abandon()
+        raise
     return Counts(inserted, updated, deleted, zeros)
 
 
@@ -56,15 +63,15 @@ def upsert(job, plan):
     return execute(job, statement)[0]
 
 
-def delete_missing(job, plan):
+def delete_missing(job, plan, counting):
     """Delete target rows whose primary key MySQL no longer has (keys streamed, not held).
 
     After the merge PostgreSQL holds every MySQL row, so it has exactly (rows deleted in
     MySQL) more: equal counts prove there is nothing to delete and the key stream is skipped.
     """
     started = time.monotonic()
-    mysql_rows = int(job.source.execute(f"SELECT COUNT(*) FROM {q(plan.source.name)}")[0][0])
     pg_rows = execute(job, sql.SQL("SELECT count(*) FROM {}").format(table_ref(plan)))[0][0]
+    mysql_rows = int(counting.result()[0][0])
     if pg_rows == mysql_rows:
         job.log.info("%s: delete check: %s rows on both sides, nothing deleted (%.2fs)", plan.label, pg_rows,
                      time.monotonic() - started)
