@@ -172,3 +172,21 @@ def test_text_primary_keys_with_specials_delete_correctly(sync, mysql_db, pg_db,
     result = sync()
     assert result.lines("k: incremental ok: 0 inserted, 0 updated, 1 deleted")
     assert pg_db.query("SELECT code FROM src.k") == [("other",)]
+
+
+def test_geometry_becomes_postgis_geometry_when_the_target_has_postgis(sync, mysql_db, pg_db):
+    available = pg_db.value("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")
+    assert available, ("PostGIS is not installed for this PostgreSQL: apt-get install "
+                       "postgresql-$(ls /usr/lib/postgresql)-postgis-3 (bash .ci/run does)")
+    pg_db.query("CREATE EXTENSION postgis")
+    mysql_db.run("CREATE TABLE places (id INT PRIMARY KEY, g GEOMETRY, p POINT)",
+                 "INSERT INTO places VALUES (1, ST_GeomFromText('POLYGON((0 0,4 0,4 3,0 0))', 3857), "
+                 "ST_GeomFromText('POINT(13.4 52.5)', 4326)), (2, NULL, ST_GeomFromText('POINT(-1.5 0.25)'))")
+    result = sync()
+    assert result.code == 0, result.out
+    assert pg_db.query("SELECT id, ST_AsEWKT(g), ST_AsEWKT(p), ST_Area(g) FROM src.places ORDER BY id") == [
+        (1, "SRID=3857;POLYGON((0 0,4 0,4 3,0 0))", "SRID=4326;POINT(13.4 52.5)", 6.0),
+        (2, None, "POINT(-1.5 0.25)", None)]
+    types = dict(pg_db.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                             "WHERE attrelid = 'src.places'::regclass AND attnum > 0"))
+    assert types["g"] == types["p"] == "geometry"
