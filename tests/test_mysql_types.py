@@ -190,3 +190,20 @@ def test_geometry_becomes_postgis_geometry_when_the_target_has_postgis(sync, mys
     types = dict(pg_db.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                              "WHERE attrelid = 'src.places'::regclass AND attnum > 0"))
     assert types["g"] == types["p"] == "geometry"
+
+
+def test_charset_without_unicode_equivalent_fails_the_table_not_silently(sync, mysql_db, pg_db):
+    """sjis 0xEFFC (a vendor character) has no Unicode equivalent: MySQL's CONVERT would make it '?'."""
+    mysql_db.run("CREATE TABLE jp (id INT PRIMARY KEY, name VARCHAR(10), note TEXT) CHARACTER SET sjis",
+                 "CREATE TABLE jp_ok (id INT PRIMARY KEY, name VARCHAR(10)) CHARACTER SET sjis")
+    conn = mysql_db.connect(charset="sjis")
+    with conn.cursor() as cur:  # raw sjis: 0x82A0 あ, 0x8140 U+3000, 0x955C 表 (its 2nd byte is a backslash's)
+        cur.execute(b"INSERT INTO jp VALUES (1, '\x82\xa0\x81\x40\\\\', 'fine'), (2, 'x\xef\xfcy', 'also fine')")
+        cur.execute(b"INSERT INTO jp_ok VALUES (1, '\x82\xa0\x81\x40\x95\x5c\\\\?'), (2, NULL)")
+    conn.close()
+    result = sync()
+    assert result.code == 1, result.out
+    assert result.lines("jp: failed: table 'jp': column 'name' holds a character of charset sjis that has no "
+                        "Unicode equivalent") and "(row id=2)" in result.out
+    assert pg_db.value("SELECT to_regclass('src.jp')") is None
+    assert pg_db.query("SELECT id, name FROM src.jp_ok ORDER BY id") == [(1, "あ\u3000表\\?"), (2, None)]

@@ -40,6 +40,7 @@ class Column:
     char_length: int | None = None
     extra: str = ""
     is_json: bool = False
+    charset: str | None = None  # of a text column
 
     @property
     def on_update_timestamp(self):
@@ -163,14 +164,14 @@ class MySQLSource:
         json_columns = self._json_check_columns()
         for row in self.execute(
                 "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, "
-                "NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, EXTRA "
+                "NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, EXTRA, CHARACTER_SET_NAME "
                 "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION",
                 (self.settings.db,)):
-            table, name, data_type, column_type, nullable, prec, scale, dtp, clen, extra = row
+            table, name, data_type, column_type, nullable, prec, scale, dtp, clen, extra, charset = row
             if table in tables:
                 tables[table].columns.append(Column(
                     name, data_type.lower(), column_type.lower(), nullable == "YES", _int(prec), _int(scale),
-                    _int(dtp), _int(clen), extra or "", (table, name) in json_columns))
+                    _int(dtp), _int(clen), extra or "", (table, name) in json_columns, charset))
         self._read_indexes(tables)
         return tables
 

@@ -16,6 +16,7 @@ NO_BACKSLASH_ESCAPES), so ``'\\N'`` is backslash-N.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import TableError
@@ -61,6 +62,9 @@ BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longbl
 GEOMETRY_TYPES = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
                   "multipolygon", "geometrycollection", "geomcollection"}
 NUL_IN_TEXT = "INSTR(CONVERT({c} USING binary), CHAR(0)) > 0"
+# Charsets whose every stored character has a Unicode equivalent (MySQL's latin1 is cp1252 with
+# all 256 bytes mapped).  Others (sjis, gbk, big5, ...) can hold characters that CONVERT turns into '?'.
+UNICODE_SAFE = {None, "utf8mb4", "utf8mb3", "utf8", "latin1", "binary"}
 
 
 def map_column(col, tinyint1_as_boolean=True, postgis=False) -> Mapping:
@@ -101,6 +105,9 @@ def _numeric(col, c, t, tinyint1_as_boolean, postgis):
 def _textual(col, c, t, tinyint1_as_boolean, postgis):
     nul = NUL_IN_TEXT.format(c=c)
     reason = "contains a NUL byte, which PostgreSQL text cannot hold"
+    if t in ("char", "varchar") or t in TEXT_TYPES:
+        if col.charset not in UNICODE_SAFE:
+            return _lossy_charset(col, c, t, nul)
     if col.is_json:
         return _wrap(escape_text(c), "jsonb", col.nullable, reject=f"{nul} OR INSTR({c}, '\\\\u0000') > 0",
                      reason="contains a NUL character, which PostgreSQL jsonb cannot hold")
@@ -111,6 +118,21 @@ def _textual(col, c, t, tinyint1_as_boolean, postgis):
     if t in BINARY_TYPES:
         return _wrap(rf"CONCAT('\\\\x', HEX({c}))", "bytea", col.nullable)
     return None
+
+
+def _lossy_charset(col, c, t, nul):
+    """Text in a charset with characters Unicode lacks: a row holding one sends a NUL byte instead,
+    so PostgreSQL refuses the COPY and the table fails naming column and key (never a silent '?').
+    A lost character shows as one more '?' after CONVERT than before (a round trip is no test:
+    sjis 0x5C becomes U+005C, which converts back to 0x815F)."""
+    if not re.fullmatch(r"[a-z0-9_]+", col.charset):
+        raise TableError(f"column {col.name!r} has charset {col.charset!r}, which this service cannot read")
+    pg_type = f"character varying({col.char_length})" if t in ("char", "varchar") else "text"
+    converted = f"CONVERT({c} USING utf8mb4)"  # a character without equivalent becomes '?'
+    lossy = (f"LENGTH({converted}) - LENGTH(REPLACE({converted}, '?', '')) "
+             f"<> LENGTH({c}) - LENGTH(REPLACE({c}, '?', ''))")
+    return _wrap(f"IF({lossy}, CHAR(0), {escape_text(c)})", pg_type, col.nullable, reject=f"{lossy} OR {nul}",
+                 reason=f"holds a character of charset {col.charset} that has no Unicode equivalent, or a NUL byte")
 
 
 def _temporal(col, c, t, tinyint1_as_boolean, postgis):
