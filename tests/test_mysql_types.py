@@ -207,3 +207,13 @@ def test_charset_without_unicode_equivalent_fails_the_table_not_silently(sync, m
                         "Unicode equivalent") and "(row id=2)" in result.out
     assert pg_db.value("SELECT to_regclass('src.jp')") is None
     assert pg_db.query("SELECT id, name FROM src.jp_ok ORDER BY id") == [(1, "あ\u3000表\\?"), (2, None)]
+
+
+@pytest.mark.parametrize(("version", "mysql8"), [
+    ("8.0.36", True), ("8.4.2-log", True), ("9.1.0", True), ("5.7.44-log", False),
+    ("10.11.19-MariaDB-0+deb12u1", False), ("11.4.2-MariaDB-log", False)])
+def test_mysql8_is_told_to_write_wkt_longitude_first(version, mysql8):
+    """MySQL 8 writes geographic WKT latitude first unless asked; MariaDB knows no such option."""
+    from datasync.mysql.source import MySQLSource
+
+    assert MySQLSource.is_mysql8(version) is mysql8

@@ -10,7 +10,7 @@ from psycopg2 import sql
 from ..errors import TableError
 from ..postgres import ident, pg_name, shorten
 from .source import SourceTable
-from .types import Mapping, map_column
+from .types import Mapping, Options, map_column
 
 CURSOR_TYPES = ("timestamp", "datetime", "date")
 INTEGER_TYPES = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint")
@@ -62,12 +62,12 @@ def target_names(names):
     return mapped
 
 
-def make_plan(source: SourceTable, settings, schema, table, postgis=False) -> TablePlan:
+def make_plan(source: SourceTable, settings, schema, table, options: Options) -> TablePlan:
     """Build the plan for one table; TableError says what cannot be copied."""
     names = target_names([c.name for c in source.columns])
     columns = []
     for c in source.columns:
-        mapping = map_column(c, settings.tinyint1_as_boolean, postgis)
+        mapping = map_column(c, options)
         # zero dates arrive as NULL, and legacy tables have NOT NULL DEFAULT '0000-00-00' columns
         columns.append(Target(c.name, names[c.name], mapping, c.nullable or mapping.zero_date is not None))
     mode, cursor, reason = choose_mode(source, settings)

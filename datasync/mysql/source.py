@@ -119,6 +119,12 @@ class MySQLSource:
     def version(self):
         return self.execute("SELECT VERSION()")[0][0]
 
+    @staticmethod
+    def is_mysql8(version):
+        """MySQL 8.0 or later (not MariaDB, whose versions run 10.x, 11.x)."""
+        major = version.split(".")[0]
+        return "mariadb" not in version.lower() and major.isdigit() and int(major) >= 8
+
     def stream(self, statement, args=None):
         """Yield rows of a SELECT without buffering the result (server-side cursor).
 

@@ -26,7 +26,7 @@ from .copy import Counts, describe_target, ensure_schema, execute
 from .modes import append, full, incremental
 from .plan import make_plan, target_names
 from .source import MySQLSource
-from .types import q
+from .types import Options, q
 
 log = logging.getLogger("datasync.mysql")
 APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
@@ -42,7 +42,7 @@ class Job:
     source: MySQLSource
     run_id: int = 0
     full_refresh: bool = False
-    postgis: bool = False
+    options: Options = Options()
     log: logging.Logger = log
 
 
@@ -99,9 +99,11 @@ def connect(settings, full_refresh=False):
     source = MySQLSource(settings.mysql, settings.common).connect()
     pg = postgres.connect(settings.postgres, settings.common, APPLICATION)
     job = Job(settings, pg, source, full_refresh=full_refresh)
-    job.postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
+    postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
     pg.rollback()
-    log.info("MySQL %s (%s), PostgreSQL %s (%s/%s)", source.version(), settings.mysql.db,
+    version = source.version()
+    job.options = Options(settings.tinyint1_as_boolean, postgis, wkt_long_lat=source.is_mysql8(version))
+    log.info("MySQL %s (%s), PostgreSQL %s (%s/%s)", version, settings.mysql.db,
              postgres.server_version(pg), settings.postgres.db, settings.target_schema)
     return job
 
@@ -128,7 +130,7 @@ def prepare(job, names, results):
             if len(folded[postgres.pg_name(name)]) > 1:
                 target_names(folded[postgres.pg_name(name)])  # raises, naming both tables
             plan = make_plan(described[name], job.settings, job.settings.target_schema,
-                             postgres.pg_name(name), job.postgis)
+                             postgres.pg_name(name), job.options)
         except TableError as exc:
             log.error("table %r cannot be synced: %s", name, exc)
             results.append(Result(name, "-", "failed", error=str(exc)))

@@ -67,11 +67,18 @@ NUL_IN_TEXT = "INSTR(CONVERT({c} USING binary), CHAR(0)) > 0"
 UNICODE_SAFE = {None, "utf8mb4", "utf8mb3", "utf8", "latin1", "binary"}
 
 
-def map_column(col, tinyint1_as_boolean=True, postgis=False) -> Mapping:
+@dataclass(frozen=True)
+class Options:
+    tinyint1_as_boolean: bool = True
+    postgis: bool = False        # the target database has PostGIS
+    wkt_long_lat: bool = False   # MySQL 8: ST_AsText in geographic SRSs defaults to latitude first
+
+
+def map_column(col, opts=Options()) -> Mapping:
     """Choose the PostgreSQL type and export expression for one MySQL column."""
     c, t = q(col.name), col.data_type
     for mapper in (_numeric, _textual, _temporal, _other):
-        found = mapper(col, c, t, tinyint1_as_boolean, postgis)
+        found = mapper(col, c, t, opts)
         if found:
             return found
     raise TableError(f"column {col.name!r} has type {col.column_type!r}, which this service cannot copy")
@@ -82,9 +89,9 @@ def _wrap(value_expr, pg_type, nullable=True, **kw):
     return Mapping(pg_type, f"IFNULL({value_expr}, {NULL})" if nullable else value_expr, **kw)
 
 
-def _numeric(col, c, t, tinyint1_as_boolean, postgis):
+def _numeric(col, c, t, opts):
     unsigned = "unsigned" in col.column_type
-    if t == "tinyint" and col.column_type.startswith("tinyint(1)") and not unsigned and tinyint1_as_boolean:
+    if t == "tinyint" and col.column_type.startswith("tinyint(1)") and not unsigned and opts.tinyint1_as_boolean:
         return _wrap(c, "boolean", col.nullable, reject=f"{c} NOT IN (0, 1)",
                      reason="is not 0 or 1 (set MYSQL_TINYINT1_AS_BOOLEAN=false to copy as smallint)")
     if t in INT_TYPES:
@@ -102,7 +109,7 @@ def _numeric(col, c, t, tinyint1_as_boolean, postgis):
     return None
 
 
-def _textual(col, c, t, tinyint1_as_boolean, postgis):
+def _textual(col, c, t, opts):
     nul = NUL_IN_TEXT.format(c=c)
     reason = "contains a NUL byte, which PostgreSQL text cannot hold"
     if t in ("char", "varchar") or t in TEXT_TYPES:
@@ -135,7 +142,7 @@ def _lossy_charset(col, c, t, nul):
                  reason=f"holds a character of charset {col.charset} that has no Unicode equivalent, or a NUL byte")
 
 
-def _temporal(col, c, t, tinyint1_as_boolean, postgis):
+def _temporal(col, c, t, opts):
     if t not in ("date", "datetime", "timestamp"):
         if t == "time":
             return _wrap(c, "interval", col.nullable)
@@ -154,11 +161,13 @@ def _temporal(col, c, t, tinyint1_as_boolean, postgis):
                  reason="has year 0, which PostgreSQL dates cannot hold")
 
 
-def _other(col, c, t, tinyint1_as_boolean, postgis):
+def _other(col, c, t, opts):
     if t == "json":
-        return _textual(col.with_json(), c, t, tinyint1_as_boolean, postgis)
+        return _textual(col.with_json(), c, t, opts)
     if t in GEOMETRY_TYPES:
-        if postgis:
-            return _wrap(f"CONCAT('SRID=', ST_SRID({c}), ';', ST_AsText({c}))", "geometry")
-        return _wrap(escape_text(f"ST_AsText({c})"), "text")
+        # PostGIS and WKT readers expect x = longitude; MySQL 8 must be told, MariaDB has no option
+        wkt = f"ST_AsText({c}, 'axis-order=long-lat')" if opts.wkt_long_lat else f"ST_AsText({c})"
+        if opts.postgis:
+            return _wrap(f"CONCAT('SRID=', ST_SRID({c}), ';', {wkt})", "geometry")
+        return _wrap(escape_text(wkt), "text")
     return None
