@@ -111,30 +111,28 @@ def _numeric(col, c, t, opts):
 
 def _textual(col, c, t, opts):
     nul = NUL_IN_TEXT.format(c=c)
-    reason = "contains a NUL byte, which PostgreSQL text cannot hold"
-    if t in ("char", "varchar") or t in TEXT_TYPES:
-        if col.charset not in UNICODE_SAFE:
-            return _lossy_charset(col, c, t, nul)
+    text_type = (f"character varying({col.char_length})" if t in ("char", "varchar")
+                 else "text" if t in TEXT_TYPES else None)
+    if text_type and col.charset not in UNICODE_SAFE:
+        return _lossy_charset(col, c, text_type, nul)
     if col.is_json:
         return _wrap(escape_text(c), "jsonb", col.nullable, reject=f"{nul} OR INSTR({c}, '\\\\u0000') > 0",
                      reason="contains a NUL character, which PostgreSQL jsonb cannot hold")
-    if t in ("char", "varchar"):
-        return _wrap(escape_text(c), f"character varying({col.char_length})", col.nullable, reject=nul, reason=reason)
-    if t in TEXT_TYPES:
-        return _wrap(escape_text(c), "text", col.nullable, reject=nul, reason=reason)
+    if text_type:
+        return _wrap(escape_text(c), text_type, col.nullable, reject=nul,
+                     reason="contains a NUL byte, which PostgreSQL text cannot hold")
     if t in BINARY_TYPES:
         return _wrap(rf"CONCAT('\\\\x', HEX({c}))", "bytea", col.nullable)
     return None
 
 
-def _lossy_charset(col, c, t, nul):
+def _lossy_charset(col, c, pg_type, nul):
     """Text in a charset with characters Unicode lacks: a row holding one sends a NUL byte instead,
     so PostgreSQL refuses the COPY and the table fails naming column and key (never a silent '?').
     A lost character shows as one more '?' after CONVERT than before (a round trip is no test:
     sjis 0x5C becomes U+005C, which converts back to 0x815F)."""
     if not re.fullmatch(r"[a-z0-9_]+", col.charset):
         raise TableError(f"column {col.name!r} has charset {col.charset!r}, which this service cannot read")
-    pg_type = f"character varying({col.char_length})" if t in ("char", "varchar") else "text"
     converted = f"CONVERT({c} USING utf8mb4)"  # a character without equivalent becomes '?'
     lossy = (f"LENGTH({converted}) - LENGTH(REPLACE({converted}, '?', '')) "
              f"<> LENGTH({c}) - LENGTH(REPLACE({c}, '?', ''))")
