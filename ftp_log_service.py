@@ -25,8 +25,8 @@ def main(argv=None):
     args = parse_args(argv)
 
     def body():
+        from datasync.config import load_ftp_log
         from datasync.ftp import ingest, tools
-        from datasync.settings import load_ftp_log
 
         settings = load_ftp_log()
         if args.status:

@@ -29,8 +29,8 @@ def main(argv=None):
     args = parse_args(argv)
 
     def body():
+        from datasync.config import load_mysql_sync
         from datasync.mysql import sync, tools
-        from datasync.settings import load_mysql_sync
 
         settings = load_mysql_sync()
         tables = tuple(t.strip() for t in (args.tables or "").split(",") if t.strip())

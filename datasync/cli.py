@@ -6,9 +6,9 @@ import logging
 import signal
 import sys
 
+from .config import load_logging
 from .errors import EXIT_FAILED, ConfigError, DataSyncError, Interrupted
 from .report import setup_logging
-from .settings import load_logging
 
 log = logging.getLogger("datasync")
 

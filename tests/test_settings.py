@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from datasync.settings import REQUIRED, VARIABLES, Secret, load_mysql_sync
+from datasync.config import REQUIRED, VARIABLES, Secret, load_mysql_sync
 from tests.conftest import ROOT, base_env, run_service
 
 NASTY = "p a$s \"q' #h %x @d \\b"
@@ -85,7 +85,7 @@ def test_readme_configuration_table_matches_settings():
 
 
 def test_ftp_port_from_file_and_default_by_protocol(tmp_path):
-    from datasync.settings import load_ftp_log
+    from datasync.config import load_ftp_log
 
     port = tmp_path / "port"
     port.write_text("2121\n")

@@ -10,6 +10,7 @@ with a reason; it goes to the rejects table and the file carries on.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import posixpath
 import re
@@ -284,12 +285,26 @@ def make_parser(fmt, first_line, logs, header=None):
     if fmt == "jsonl":
         return JsonParser()
     if fmt == "regex":
-        return RegexParser(logs.regex)
+        return RegexParser(logs.log_regex)
     if fmt == "text":
         parser = RegexParser(TEXT_LINE, required=False)
         parser.fmt = "text"
         return parser
     return RawParser()
+
+
+def format_for(logs, relative_path):
+    """LOG_FORMATS (first matching glob), else LOG_FORMAT."""
+    for pattern, fmt in logs.log_formats:
+        if path_matches(relative_path, (pattern,)):
+            return fmt
+    return logs.log_format
+
+
+def path_matches(relative_path, patterns):
+    """A remote file's path below FTP_REMOTE_DIR, or its name alone, matches one of the globs."""
+    name = posixpath.basename(relative_path)
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(relative_path, p) for p in patterns)
 
 
 # ---------------------------------------------------------------- fields -> COPY text

@@ -27,9 +27,20 @@ from .. import postgres, state
 from ..errors import EXIT_FAILED, EXIT_OK, Interrupted, UnreachableError
 from ..postgres import ident
 from ..report import Progress
-from ..settings import path_matches
 from . import remote as remotes
-from .formats import Bad, Lines, Reject, RowWriter, copy_text, gunzip, machine_from_path, make_parser, sniff_format
+from .formats import (
+    Bad,
+    Lines,
+    Reject,
+    RowWriter,
+    copy_text,
+    format_for,
+    gunzip,
+    machine_from_path,
+    make_parser,
+    path_matches,
+    sniff_format,
+)
 from .remote import TransferError
 
 log = logging.getLogger("datasync.ftp")
@@ -189,8 +200,8 @@ def listing(job):
     except TransferError as exc:
         raise UnreachableError(f"{job.remote.what}: {exc}") from exc
     base = job.remote.absolute(ftp.remote_dir)
-    chosen = [f for f in files if path_matches(posixpath.relpath(f.path, base), ftp.patterns)]
-    log.info("%s: %s files, %s matching %s", base, len(files), len(chosen), ",".join(ftp.patterns))
+    chosen = [f for f in files if path_matches(posixpath.relpath(f.path, base), ftp.file_pattern)]
+    log.info("%s: %s files, %s matching %s", base, len(files), len(chosen), ",".join(ftp.file_pattern))
     return chosen
 
 
@@ -236,8 +247,8 @@ def age_of(f):
 def decide(job, f, known) -> Decision:
     """Young, unchanged, new, grown (resume), or rewritten/shrunk (a new version)."""
     age = age_of(f)
-    if age is not None and age < job.settings.ftp.min_age:
-        return Decision("young", f"changed {age:.0f}s ago (FTP_MIN_FILE_AGE={job.settings.ftp.min_age:g})")
+    if age is not None and age < job.settings.ftp.min_file_age:
+        return Decision("young", f"changed {age:.0f}s ago (FTP_MIN_FILE_AGE={job.settings.ftp.min_file_age:g})")
     if known is None:
         return Decision("load", "new")
     version = known["version"]
@@ -272,11 +283,11 @@ class FileLoad:
         logs = job.settings.logs
         self.relative = posixpath.relpath(f.path, job.remote.absolute(job.settings.ftp.remote_dir))
         self.gz = f.path.lower().endswith(".gz")
-        self.lines = Lines(logs.encoding, logs.fallback_encoding, logs.max_line_bytes,
+        self.lines = Lines(logs.log_encoding, logs.log_fallback_encoding, logs.log_max_line_bytes,
                            1 if self.gz else decision.line_no)
         self.skip_below = decision.line_no if self.gz else 0  # a grown .gz is re-read; old lines skipped
         self.writer = RowWriter(f.path, decision.version, machine_from_path(self.relative, logs.machine_id_regex),
-                                logs.timezone)
+                                logs.log_timezone)
         self.parser = None
         self.fmt, self.header = decision.fmt, decision.header
         if self.header is not None or self.fmt not in (None, "csv"):
@@ -327,7 +338,7 @@ class FileLoad:
         if not text or text.isspace():
             return None
         if self.parser is None:
-            self.fmt = self.fmt or self.job.settings.logs.format_for(self.relative)
+            self.fmt = self.fmt or format_for(self.job.settings.logs, self.relative)
             if self.fmt == "auto":
                 self.fmt = sniff_format(self.relative, text)
             self.parser = make_parser(self.fmt, text, self.job.settings.logs)
@@ -382,7 +393,7 @@ def load(job, f, d) -> FileResult:
              result.seconds, "" if row["status"] == "loaded" else "; a last line without its newline waits")
     if loader.lines.fallback_lines:
         log.warning("%s: %s lines were not valid %s and were read as %s", f.path, loader.lines.fallback_lines,
-                    job.settings.logs.encoding, job.settings.logs.fallback_encoding)
+                    job.settings.logs.log_encoding, job.settings.logs.log_fallback_encoding)
     return result
 
 
@@ -406,9 +417,9 @@ def removable(job, f):
     """DELETE_AFTER_SYNC, fully loaded, unchanged since the listing, and old enough."""
     row = job.ledger.get(f.path)
     age = age_of(f)
-    return (job.settings.ftp.delete and row is not None and row["status"] == "loaded"
+    return (job.settings.ftp.delete_after_sync and row is not None and row["status"] == "loaded"
             and row["size"] == f.size and row["offset_loaded"] == f.size
-            and age is not None and age >= job.settings.ftp.min_age)
+            and age is not None and age >= job.settings.ftp.min_file_age)
 
 
 def remove(job, f, result):

@@ -330,7 +330,7 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Accept a host key that is not in known_hosts only if it matches the pin (or insecure mode)."""
 
     def __init__(self, settings):
-        self.pin, self.insecure = settings.host_key, settings.insecure_host_key
+        self.pin, self.insecure = settings.sftp_host_key, settings.sftp_insecure_accept_any_host_key
 
     def missing_host_key(self, client, hostname, key):
         fingerprint = fingerprint_of(key)
@@ -372,8 +372,8 @@ class SftpRemote(Remote):
     def _login(self):
         s = self.settings
         client = paramiko.SSHClient()
-        if s.known_hosts:
-            client.load_host_keys(s.known_hosts)
+        if s.sftp_known_hosts:
+            client.load_host_keys(s.sftp_known_hosts)
         client.set_missing_host_key_policy(HostKeyPolicy(s))
         try:
             client.connect(s.host, s.port, username=s.user, password=s.password.value or None, pkey=self._key(),
@@ -391,10 +391,10 @@ class SftpRemote(Remote):
         return client
 
     def _key(self):
-        text = self.settings.sftp_key.value
+        text = self.settings.sftp_private_key.value
         if not text:
             return None
-        passphrase = self.settings.sftp_key_passphrase.value or None
+        passphrase = self.settings.sftp_private_key_passphrase.value or None
         for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
             try:
                 return kind.from_private_key(StringIO(text), password=passphrase)

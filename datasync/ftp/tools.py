@@ -47,7 +47,7 @@ def dry_run(settings):
             remove = "archive" if settings.ftp.archive_dir else "delete"
             if removable(job, f):
                 plan += f", then {remove}"
-            elif settings.ftp.delete and d.action == "load":
+            elif settings.ftp.delete_after_sync and d.action == "load":
                 plan += f", then {remove} if every line is complete"
             rows.append([f.path, f.size, f.mtime and round((now - f.mtime).total_seconds()), plan])
         print(format_table(["file", "size", "age s", "this run would"], rows))
