@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasync.cli import EXIT_CODES_HELP, exit_with, run_main
+from datasync.runlog import EXIT_CODES_HELP, exit_with
+from datasync.runlog import main as run_main
 
 
 def parse_args(argv=None):

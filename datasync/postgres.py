@@ -9,7 +9,8 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from .errors import Interrupted
+from .errors import ConfigError, Interrupted
+from .report import one_line
 from .retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -18,16 +19,32 @@ MAX_IDENTIFIER_BYTES = 63
 LOCK_NAMESPACE = 0x44530000  # "DS": first key of every advisory lock this project takes
 
 
+REFUSED = ("password authentication failed", "authentication failed for user", "no pg_hba.conf entry",
+           "does not exist", "permission denied for database", "password is required")
+
+
 def connect(pg, common, application_name="datasync"):
-    """Open a psycopg2 connection (autocommit off) with bounded retries."""
+    """Open a psycopg2 connection (autocommit off) with bounded retries.
+
+    Every session waits at most LOCK_TIMEOUT for a lock, and prints dates as ISO.  A login or
+    database the server refuses is a ConfigError at once (exit 2), not retried like an outage.
+    """
     params = dict(host=pg.host, port=pg.port, dbname=pg.db, user=pg.user,
                   password=pg.password.value or None, sslmode=pg.sslmode,
                   connect_timeout=common.connect_timeout, application_name=application_name,
-                  keepalives=1, keepalives_idle=30)
+                  keepalives=1, keepalives_idle=30,
+                  options=f"-c lock_timeout={common.lock_timeout * 1000} -c DateStyle=ISO,MDY")
     if pg.sslrootcert:
         params["sslrootcert"] = pg.sslrootcert
     what = f"PostgreSQL at {pg.host}:{pg.port} (database {pg.db}, user {pg.user})"
-    return with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError)
+
+    def refused(exc):
+        reason = one_line(exc)
+        if any(text in reason for text in REFUSED):
+            return ConfigError(f"{what} refused the connection: {reason}")
+        return None
+
+    return with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError, refused)
 
 
 def server_version(conn):
@@ -83,15 +100,12 @@ def try_lock(conn, name):
     return got
 
 
-def unlock(conn, name):
-    if conn.closed:
-        return
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, lock_key(name)))
-        conn.commit()
-    except psycopg2.Error:  # a dead connection has released its locks already
-        log.debug("could not release advisory lock %s", name, exc_info=True)
+def try_xact_lock(conn, name):
+    """Take a transaction-level advisory lock in the open transaction: a commit or a rollback
+    releases it, so no path can end a table's work holding it (or commit to release it)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key(name)))
+        return cur.fetchone()[0]
 
 
 class ChunkReader:
@@ -148,9 +162,6 @@ def reopen(conn, pg, common, application_name):
     return connect(pg, common, application_name)
 
 
-def reconnect_if_broken(conn, pg, common, application_name):
-    """Return ``conn`` if usable, else a fresh connection."""
-    if not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
-        return conn
-    log.warning("PostgreSQL connection lost; reconnecting")
-    return reopen(conn, pg, common, application_name)
+def usable(conn):
+    """False when the connection is closed or broken (its transaction status is unknown)."""
+    return not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN

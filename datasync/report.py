@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")  # all but tab: they would break or fake a line
+
+
+def escape_controls(text):
+    """Control characters as escapes, so a remote file name or value can never start a new log line."""
+    return CONTROL.sub(lambda m: {"\n": "\\n", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}")
+                       if ord(m.group()) < 0x80 else f"\\u{ord(m.group()):04x}", text)
+
+
+def one_line(exc):
+    """A driver's error message on one line (they span several), or the exception's class name."""
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+class TextFormatter(logging.Formatter):
+    """One line per event: the message's control characters are escaped (a traceback follows as is)."""
+
+    def formatMessage(self, record):  # noqa: N802 - logging's API
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +50,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level="INFO", json_lines=False, stream=None):
     """Send every log line to stdout (cron collects it into cron.log)."""
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

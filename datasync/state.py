@@ -20,10 +20,9 @@ import socket
 from psycopg2 import sql
 from psycopg2.extras import Json, RealDictCursor
 
-from .postgres import LOCK_NAMESPACE, ident, lock_key
+from .postgres import LOCK_NAMESPACE, create_schema, ident, lock_key
 
 DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.runs (
     id          bigserial PRIMARY KEY,
     service     text NOT NULL,
@@ -79,9 +78,11 @@ CREATE TABLE IF NOT EXISTS {schema}.ftp_files (
 
 
 def ensure_schema(conn, schema):
-    """Create the state schema and tables once; an advisory lock serialises replicas."""
+    """Create the state schema (unless it exists: a role may lack CREATE on the database) and its
+    tables; an advisory lock serialises replicas."""
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key("state-ddl")))
+        create_schema(cur, schema)
         cur.execute(sql.SQL(DDL).format(schema=ident(schema)))
     conn.commit()
 

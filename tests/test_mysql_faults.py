@@ -112,7 +112,7 @@ def test_mysql_connection_killed_mid_read_is_retried(sync_env, mysql_db, pg_db):
     wait_for(reading, what="the streaming SELECT")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert "big: connection lost" in out and "trying the table again" in out
+    assert "big: MySQL connection lost" in out and "reconnecting and trying again" in out
     assert pg_db.value("SELECT count(*) FROM src.big") == 400_000
 
 
@@ -132,7 +132,7 @@ def test_postgres_restarted_mid_run_is_retried(sync_env, mysql_db, private_pg):
     private_pg.server.restart()
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert "big: connection lost" in out
+    assert "big: PostgreSQL connection lost" in out
     assert private_pg.value("SELECT count(*) FROM src.big") == 400_000
     assert private_pg.value("SELECT count(*) FROM pg_class WHERE relname LIKE '_datasync%%'") == 0
     assert os.path.exists(ROOT / "mysql_sync_service.py")

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 import psycopg2
 from psycopg2 import sql
 
-from .. import postgres, state
-from ..errors import EXIT_FAILED, EXIT_OK, Interrupted, UnreachableError
+from .. import postgres, runlog, state
+from ..config import FtpLogSettings
+from ..errors import EXIT_FAILED, EXIT_OK, UnreachableError
 from ..postgres import ident
 from ..report import Progress
 from . import remote as remotes
@@ -78,11 +79,18 @@ REJECT_COLUMNS = ("source_file", "file_version", "line_no", "raw_line", "reason"
 
 @dataclass
 class Job:
-    settings: object
-    pg: object
-    remote: object = None
-    run_id: int = 0
+    settings: FtpLogSettings
+    run: runlog.Run
+    remote: remotes.Remote | None = None
     ledger: dict = field(default_factory=dict)
+
+    @property
+    def pg(self):
+        return self.run.pg
+
+    @property
+    def run_id(self):
+        return self.run.id
 
     @property
     def source(self):
@@ -123,29 +131,28 @@ class FileResult:
 
 def run(settings) -> int:
     """Ingest every matching file once; return the exit code."""
-    job = Job(settings, postgres.connect(settings.postgres, settings.common, APPLICATION))
-    lock = f"ftp:{job.source}{settings.ftp.remote_dir}"
+    return runlog.run_job(settings, SERVICE, APPLICATION, lambda r: ingest_all(Job(settings, r)))
+
+
+def ingest_all(job):
+    """One advisory lock per server and folder; list, then handle each file."""
+    lock = f"ftp:{job.source}{job.settings.ftp.remote_dir}"
+    if not job.run.try_lock(lock):
+        log.info("another run is in progress (advisory lock %s held); exiting", lock)
+        return EXIT_OK
+    job.remote = remotes.connect(job.settings.ftp, job.settings.common)
     try:
-        if not postgres.try_lock(job.pg, lock):
-            log.info("another run is in progress (advisory lock %s held); exiting", lock)
-            return EXIT_OK
-        job.remote = remotes.connect(settings.ftp, settings.common)
         log.info("%s (%s), PostgreSQL %s (%s, %s.%s)", job.remote.what, job.remote.version(),
-                 postgres.server_version(job.pg), settings.postgres.db, settings.logs.target_schema,
-                 settings.logs.target_table)
+                 postgres.server_version(job.pg), job.settings.postgres.db, job.settings.logs.target_schema,
+                 job.settings.logs.target_table)
         prepare(job)
         return ingest(job)
     finally:
-        if job.remote is not None:
-            job.remote.close()
-        postgres.unlock(job.pg, lock)
-        job.pg.close()
+        job.remote.close()
 
 
 def prepare(job):
-    """State schema, target and rejects tables, the run record and the ledger."""
-    schema = job.settings.postgres.state_schema
-    state.ensure_schema(job.pg, schema)
+    """Target and rejects tables, and the ledger."""
     logs = job.settings.logs
     with job.pg.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (postgres.LOCK_NAMESPACE, postgres.lock_key("ftp-ddl")))
@@ -153,43 +160,23 @@ def prepare(job):
         cur.execute(sql.SQL(TARGET_DDL).format(table=ident(logs.target_schema, logs.target_table),
                                                rejects=ident(logs.target_schema, logs.rejects_table)))
     job.pg.commit()
-    job.run_id = state.start_run(job.pg, schema, SERVICE)
-    job.ledger = state.file_states(job.pg, schema, job.source)
+    job.ledger = state.file_states(job.pg, job.settings.postgres.state_schema, job.source)
 
 
 def ingest(job):
     started, results = time.monotonic(), []
-    schema = job.settings.postgres.state_schema
     try:
-        files = listing(job)
-        for f in files:
+        for f in listing(job):
             results.append(handle(job, f))
-    except Interrupted:
-        job.pg = postgres.reconnect_if_broken(job.pg, job.settings.postgres, job.settings.common, APPLICATION)
-        job.pg.rollback()
-        state.finish_run(job.pg, schema, job.run_id, "interrupted", Interrupted.exit_code, details(results))
-        raise
-    except UnreachableError as exc:
-        record_abort(job, results, exc)
-        raise
+    finally:
+        job.run.details = details(results)
     code = EXIT_OK if all(r.status != "failed" and r.removed != "delete failed" for r in results) else EXIT_FAILED
     summary(results, time.monotonic() - started)
-    state.finish_run(job.pg, schema, job.run_id, "ok" if code == EXIT_OK else "failed", code, details(results))
     return code
 
 
 def details(results):
     return [r.as_dict() for r in results if r.action not in ("young", "unchanged") or r.removed or r.error]
-
-
-def record_abort(job, results, exc):
-    """Best effort: note in the run history why the run stopped (PostgreSQL may be the reason)."""
-    try:
-        job.pg = postgres.reopen(job.pg, job.settings.postgres, job.settings.common, APPLICATION)
-        state.finish_run(job.pg, job.settings.postgres.state_schema, job.run_id, "failed", exc.exit_code,
-                         details(results) + [{"error": str(exc)}])
-    except (UnreachableError, psycopg2.Error):
-        log.debug("could not record the aborted run", exc_info=True)
 
 
 def listing(job):

@@ -244,7 +244,7 @@ class FtpRemote(Remote):
     def fetch(self, path, offset=0):
         """The file's bytes from ``offset`` to its end, in chunks; TransferError if cut short."""
         conn, skip = self._retr(check_name(path), offset)
-        finished = False
+        client, finished = self.ftp, False
         try:
             with conn:
                 while data := conn.recv(CHUNK):
@@ -258,8 +258,12 @@ class FtpRemote(Remote):
         except self.ERRORS as exc:
             raise TransferError(f"{path}: download interrupted: {_reason(exc)}") from exc
         finally:
-            if not finished:  # the control connection is out of step: start afresh next time
+            # the control connection is out of step: start afresh next time.  This may run late,
+            # when an abandoned generator is collected: close only the connection it used.
+            if not finished and self.ftp is client:
                 self.close()
+            elif not finished:
+                client.close()
 
     def _retr(self, path, offset):
         """(data connection, bytes to skip): REST when the server has it, else from byte 0."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .. import postgres, state
+from .. import postgres, runlog, state
 from ..errors import EXIT_OK
 from ..report import format_table, runs_table
 from . import remote as remotes
@@ -33,7 +33,9 @@ def status(settings):
 
 def dry_run(settings):
     """List every matching file and what a run would do with it; change nothing anywhere."""
-    job = Job(settings, postgres.connect(settings.postgres, settings.common, APPLICATION))
+    run = runlog.Run(settings, SERVICE, APPLICATION)
+    run.pg = run.connect()
+    job = Job(settings, run)
     try:
         schema = settings.postgres.state_schema
         if state.schema_exists(job.pg, schema):
@@ -55,4 +57,4 @@ def dry_run(settings):
     finally:
         if job.remote is not None:
             job.remote.close()
-        job.pg.close()
+        run.close()

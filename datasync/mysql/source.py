@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 import pymysql
 import pymysql.cursors
 
-from ..errors import TableError
+from ..errors import ConfigError, ConnectionLost, DataSyncError, LockWaitTimeout, TableError
+from ..report import one_line
 from ..retry import with_retries
 from .types import q
 
@@ -75,42 +76,107 @@ class SourceTable:
         return next(c for c in self.columns if c.name == name)
 
 
+LOST = {2006, 2013, 2055, 1927, 4031}  # server gone, connection lost, MariaDB "connection killed", idle timeout
+REFUSED = {1044, 1045, 1049, 1251, 1698}  # access denied (to the server, to the database), unknown database
+VANISHED = {1054, 1146}  # unknown column / table: changed in MySQL while this run read it
+LOCK_WAIT_TIMEOUT = 1205
+UNKNOWN_TABLE = 1109  # in information_schema (MySQL 5.7 has no CHECK_CONSTRAINTS)
+
+
+def error_code(exc):
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def translate(exc, what="MySQL"):
+    """A PyMySQL error as this project's exception (the one place they are translated)."""
+    code, reason = error_code(exc), one_line(exc)
+    if isinstance(exc, pymysql.err.InterfaceError) or code in LOST:
+        return ConnectionLost(f"MySQL connection lost: {reason}")
+    if code == LOCK_WAIT_TIMEOUT:
+        return LockWaitTimeout(f"{what}: waited LOCK_TIMEOUT for a MySQL lock another session holds (a metadata "
+                               f"lock: ALTER TABLE, LOCK TABLES or a long transaction on the table): {reason}")
+    if code in VANISHED:
+        return TableError(f"{what}: the table changed in MySQL while it was read ({reason}); "
+                          "the next run reads its new structure")
+    return TableError(f"{what}: MySQL: {reason}")
+
+
 class MySQLSource:
-    """One connection to the source database; values arrive as bytes (no decoding cost)."""
+    """One connection to the source database; values arrive as bytes (no decoding cost).
+
+    Every PyMySQL error leaves this class translated (``translate``).  ``cancel`` (a stop hook)
+    kills the statement in flight from a second connection, so neither a signal nor an
+    abandoned read leaves a query running on the server.
+    """
 
     def __init__(self, settings, common):
         self.settings, self.common = settings, common
         self.conn = None
+        self.busy = False   # a statement is in flight on self.conn
 
     def connect(self):
-        s = self.settings
+        self.conn = self._open()
+        for statement in SESSION_SETUP + (f"SET SESSION lock_wait_timeout = {self.common.lock_timeout}",):
+            self.execute(statement)
+        return self
+
+    def _open(self, common=None):
+        s, common = self.settings, common or self.common
         ssl = None
         if s.ssl_ca or s.ssl_cert:
             ssl = {k: v for k, v in (("ca", s.ssl_ca), ("cert", s.ssl_cert), ("key", s.ssl_key)) if v}
         what = f"MySQL at {s.host}:{s.port} (database {s.db}, user {s.user})"
-        self.conn = with_retries(lambda: pymysql.connect(
+
+        def refused(exc):
+            if error_code(exc) in REFUSED:
+                return ConfigError(f"{what} refused the connection: {one_line(exc)}")
+            return None
+
+        return with_retries(lambda: pymysql.connect(
             host=s.host, port=s.port, user=s.user, password=s.password.value, database=s.db,
-            charset="utf8mb4", use_unicode=False, ssl=ssl, connect_timeout=self.common.connect_timeout,
+            charset="utf8mb4", use_unicode=False, ssl=ssl, connect_timeout=common.connect_timeout,
             cursorclass=pymysql.cursors.SSCursor, autocommit=True,
-        ), what, self.common, pymysql.err.OperationalError)
-        for statement in SESSION_SETUP:
-            self.execute(statement)
-        return self
+        ), what, common, pymysql.err.OperationalError, refused)
 
     def close(self):
         if self.conn is not None:
+            if self.busy:
+                self.cancel()
             _quietly_close(self.conn)
             self.conn = None
+            self.busy = False
 
     def reconnect(self):
         self.close()
         return self.connect()
 
-    def execute(self, statement, args=None):
+    def cancel(self):
+        """Kill the statement in flight (if any) from a second connection; its caller gets an error."""
+        conn = self.conn
+        if conn is None or not self.busy:
+            return
+        try:
+            thread_id = conn.thread_id()
+            killer = self._open(replace(self.common, connect_retries=1))
+            try:
+                with killer.cursor(pymysql.cursors.Cursor) as cur:
+                    cur.execute("KILL QUERY %s", (thread_id,))
+            finally:
+                _quietly_close(killer)
+        except (pymysql.Error, DataSyncError, OSError):
+            log.debug("could not kill the running MySQL statement", exc_info=True)
+
+    def execute(self, statement, args=None, what="MySQL"):
         """Run a statement and return all rows, decoded to str where they are bytes."""
-        with self.conn.cursor(pymysql.cursors.Cursor) as cur:
-            cur.execute(statement, args)
-            return [tuple(_text(v) for v in row) for row in cur.fetchall()]
+        self.busy = True
+        try:
+            with self.conn.cursor(pymysql.cursors.Cursor) as cur:
+                cur.execute(statement, args)
+                return [tuple(_text(v) for v in row) for row in cur.fetchall()]
+        except pymysql.Error as exc:
+            raise translate(exc, what) from exc
+        finally:
+            self.busy = False
 
     def start(self, statement):
         """Run a small query on this connection in the background (see Pending)."""
@@ -125,26 +191,33 @@ class MySQLSource:
         major = version.split(".")[0]
         return "mariadb" not in version.lower() and major.isdigit() and int(major) >= 8
 
-    def stream(self, statement, args=None):
+    def stream(self, statement, args=None, what="MySQL"):
         """Yield rows of a SELECT without buffering the result (server-side cursor).
 
-        A read that stops early (error, or the consumer gave up) closes the connection
-        rather than draining the rest of the result; the caller reconnects.
+        A read that stops early (error, or the consumer gave up) kills the statement and closes
+        the connection rather than draining the rest of the result; the caller reconnects.
         """
         conn = self.conn
         cur = conn.cursor()
+        self.busy = True
         try:
             cur.execute(statement, args)
             while rows := cur.fetchmany(FETCH_ROWS):
                 yield rows
-        except BaseException:
+        except BaseException as exc:
             # PyMySQL's SSCursor.close() would read on (or crash on) a dead socket.  This may
             # run late, when the abandoned generator is collected: close only our connection.
+            _abandon(cur)
             if self.conn is conn:
                 self.close()
             else:
                 _quietly_close(conn)
+            if isinstance(exc, pymysql.Error):
+                raise translate(exc, what) from exc
             raise
+        finally:
+            if self.conn is conn:
+                self.busy = False
         cur.close()
 
     def begin_snapshot(self):
@@ -199,7 +272,9 @@ class MySQLSource:
             rows = self.execute(
                 "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
                 "WHERE CONSTRAINT_SCHEMA = %s", (self.settings.db,))
-        except pymysql.err.MySQLError:  # MySQL 5.7 has no CHECK_CONSTRAINTS
+        except TableError as exc:  # MySQL 5.7 has no CHECK_CONSTRAINTS (and no CHECKs): anything else is real
+            if error_code(exc.__cause__) not in (UNKNOWN_TABLE, 1146):
+                raise
             return set()
         found = set()
         for table, clause in rows:
@@ -213,10 +288,8 @@ class MySQLSource:
         columns = key or ()
         select = ", ".join(q(c) for c in columns) or "1"
         condition = f"({predicate})" + (f" AND ({where})" if where else "")
-        try:
-            rows = self.execute(f"SELECT {select} FROM {q(table)} WHERE {condition} LIMIT 1")
-        except pymysql.err.MySQLError as exc:
-            raise TableError(f"table {table!r}: cannot look for the bad value: {exc}") from exc
+        rows = self.execute(f"SELECT {select} FROM {q(table)} WHERE {condition} LIMIT 1",
+                            what=f"table {table!r}: looking for the bad value")
         if not rows:
             return None
         return ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0])) if columns else "(table has no key)"
@@ -250,6 +323,8 @@ class Pending:
 
     def result(self):
         self.thread.join()
+        if isinstance(self.error, pymysql.Error):
+            raise translate(self.error) from self.error
         if self.error is not None:
             raise self.error
         return self.rows
@@ -258,6 +333,14 @@ class Pending:
         with self.lock:
             if self.thread.is_alive() and self.source.conn is self.conn:
                 self.source.conn = None
+
+
+def _abandon(cur):
+    """Forget an unfinished result, so that PyMySQL's clean-up does not read on a closed socket."""
+    result = getattr(cur, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+    cur.connection = None
 
 
 def _quietly_close(conn):

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
-import pymysql
 from psycopg2 import sql
 
-from .. import postgres, state
-from ..errors import EXIT_FAILED, EXIT_OK, ConfigError, Interrupted, TableError
+from .. import postgres, runlog, state
+from ..config import MysqlSyncSettings
+from ..errors import EXIT_FAILED, EXIT_OK, ConfigError, ItemError, TableError
 from ..postgres import ident
 from ..report import format_table
 from .copy import Counts, describe_target, ensure_schema, execute
@@ -31,19 +31,24 @@ from .types import Options, q
 log = logging.getLogger("datasync.mysql")
 APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
 MODES = {"full": full.run, "incremental": incremental.run, "append": append.run}
-CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError,
-                     pymysql.err.OperationalError, pymysql.err.InterfaceError)
 
 
 @dataclass
 class Job:
-    settings: object
-    pg: object
+    settings: MysqlSyncSettings
+    run: runlog.Run
     source: MySQLSource
-    run_id: int = 0
     full_refresh: bool = False
     options: Options = Options()
     log: logging.Logger = log
+
+    @property
+    def pg(self):
+        return self.run.pg
+
+    @property
+    def run_id(self):
+        return self.run.id
 
 
 @dataclass
@@ -68,43 +73,34 @@ class Result:
 
 def run(settings, tables=(), full_refresh=False) -> int:
     """Sync every selected table; return the exit code (0 all ok, 1 a table failed)."""
-    job = connect(settings, full_refresh)
-    schema = settings.postgres.state_schema
+    return runlog.run_job(settings, "mysql_sync", APPLICATION, lambda r: sync_all(r, settings, tables, full_refresh))
+
+
+def sync_all(run, settings, tables, full_refresh):
+    job = connect(settings, run, full_refresh)
+    results = []
     try:
-        state.ensure_schema(job.pg, schema)
-        job.run_id = state.start_run(job.pg, schema, "mysql_sync")
-        results = []
-        try:
-            plans = prepare(job, select_tables(job, tables), results)
-            for plan in plans:
-                results.append(sync_table(job, plan))
-        except Interrupted:
-            job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common, APPLICATION)
-            job.pg.rollback()
-            state.finish_run(job.pg, schema, job.run_id, "interrupted", Interrupted.exit_code,
-                             [r.as_dict() for r in results])
-            raise
-        code = EXIT_OK if all(r.status in ("ok", "locked", "skipped") for r in results) else EXIT_FAILED
-        report(results)
-        job.pg = postgres.reconnect_if_broken(job.pg, settings.postgres, settings.common, APPLICATION)
-        state.finish_run(job.pg, schema, job.run_id, "ok" if code == EXIT_OK else "failed", code,
-                         [r.as_dict() for r in results])
-        return code
+        plans = prepare(job, select_tables(job, tables), results)
+        for plan in plans:
+            results.append(sync_table(job, plan))
     finally:
+        run.details = [r.as_dict() for r in results]
         job.source.close()
-        job.pg.close()
+    report(results)
+    return EXIT_OK if all(r.status in ("ok", "locked", "skipped") for r in results) else EXIT_FAILED
 
 
-def connect(settings, full_refresh=False):
+def connect(settings, run, full_refresh=False):
+    """The MySQL source, and what the export depends on: PostGIS in the target, the MySQL version."""
     source = MySQLSource(settings.mysql, settings.common).connect()
-    pg = postgres.connect(settings.postgres, settings.common, APPLICATION)
-    job = Job(settings, pg, source, full_refresh=full_refresh)
+    runlog.on_stop(source.cancel)
+    job = Job(settings, run, source, full_refresh=full_refresh)
     postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
-    pg.rollback()
+    job.pg.rollback()
     version = source.version()
     job.options = Options(settings.tinyint1_as_boolean, postgis, wkt_long_lat=source.is_mysql8(version))
     log.info("MySQL %s (%s), PostgreSQL %s (%s/%s)", version, settings.mysql.db,
-             postgres.server_version(pg), settings.postgres.db, settings.target_schema)
+             postgres.server_version(job.pg), settings.postgres.db, settings.target_schema)
     return job
 
 
@@ -143,49 +139,33 @@ def prepare(job, names, results):
 
 
 def sync_table(job, plan) -> Result:
-    """Sync one table under its advisory lock; reconnect and retry once on a lost connection."""
-    lock = f"mysql:{plan.schema}.{plan.table}"
-    for attempt in (1, 2):
-        started = time.monotonic()
-        if not postgres.try_lock(job.pg, lock):
-            log.info("%s: another run is syncing this table; skipped", plan.label)
-            return Result(plan.label, plan.mode, "locked")
-        try:
-            mode, counts = sync_once(job, plan)
-            result = Result(plan.label, mode, "ok", counts, time.monotonic() - started)
-            log.info("%s: %s ok: %s inserted, %s updated, %s deleted, %s zero dates nulled in %.1fs",
-                     plan.label, mode, counts.inserted, counts.updated, counts.deleted, counts.zero_dates,
-                     result.seconds)
-            return result
-        except CONNECTION_ERRORS as exc:
-            reason = " ".join(str(exc).split()) or exc.__class__.__name__
-            if attempt == 2:
-                return failed(job, plan, f"connection lost twice: {reason}", started)
-            log.warning("%s: connection lost (%s); reconnecting and trying the table again", plan.label, reason)
-            reconnect(job)
-        except TableError as exc:
-            return failed(job, plan, str(exc), started)
-        except psycopg2.Error as exc:
-            return failed(job, plan, f"PostgreSQL: {' '.join(str(exc).split())}", started)
-        except pymysql.err.MySQLError as exc:
-            return failed(job, plan, f"MySQL: {exc}", started)
-        finally:
-            postgres.unlock(job.pg, lock)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Sync one table under its advisory lock (released with its transaction); a lost connection
+    is re-opened and the table tried once more; a failure is recorded and the run goes on."""
+    started = time.monotonic()
+    try:
+        mode, counts = job.run.attempt(plan.label, lambda: sync_once(job, plan), on_reconnect=job.source.reconnect)
+    except Locked:
+        log.info("%s: another run is syncing this table; skipped", plan.label)
+        return Result(plan.label, plan.mode, "locked")
+    except ItemError as exc:
+        return failed(job, plan, str(exc), started)
+    result = Result(plan.label, mode, "ok", counts, time.monotonic() - started)
+    log.info("%s: %s ok: %s inserted, %s updated, %s deleted, %s zero dates nulled in %.1fs",
+             plan.label, mode, counts.inserted, counts.updated, counts.deleted, counts.zero_dates, result.seconds)
+    return result
 
 
-def reconnect(job):
-    job.pg = postgres.reopen(job.pg, job.settings.postgres, job.settings.common, APPLICATION)
-    job.source.reconnect()
+class Locked(Exception):  # noqa: N818 - not an error: another run holds the table
+    """Another run holds this table's advisory lock."""
 
 
 def failed(job, plan, error, started):
     log.error("%s: failed: %s", plan.label, error)
     try:
-        job.pg.rollback()
         state.record_table_failure(job.pg, job.settings.postgres.state_schema, job.settings.mysql.db,
                                    plan.source.name, job.run_id, error)
     except psycopg2.Error:
+        job.run.rollback()
         log.debug("could not record the failure of %s", plan.label, exc_info=True)
     job.source.reconnect()  # drop any half-read result and the snapshot
     return Result(plan.label, plan.mode, "failed", seconds=time.monotonic() - started, error=error)
@@ -195,6 +175,8 @@ def sync_once(job, plan):
     """One attempt: decide the mode, copy inside a MySQL snapshot, commit data + watermark together."""
     started = time.monotonic()
     schema = job.settings.postgres.state_schema
+    if not postgres.try_xact_lock(job.pg, f"mysql:{plan.schema}.{plan.table}"):
+        raise Locked()
     previous = state.get_table_state(job.pg, schema, job.settings.mysql.db, plan.source.name)
     existing = describe_target(job.pg, plan.schema, plan.table)
     mode, since, statements = decide(job, plan, previous, existing)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
-from .. import postgres, state
+from .. import postgres, runlog, state
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..postgres import ident
 from ..report import format_table, runs_table
@@ -40,9 +42,16 @@ def status(settings):
         pg.close()
 
 
+def open_job(settings, full_refresh=False):
+    """A job for a read-only command: a connection, but no record in the run history."""
+    run = runlog.Run(settings, "mysql_sync", "datasync mysql_sync (read-only)")
+    run.pg = run.connect()
+    return connect(settings, run, full_refresh)
+
+
 def dry_run(settings, tables=(), full_refresh=False):
     """Print what a run would do, with its DDL, and change nothing anywhere."""
-    job = connect(settings, full_refresh)
+    job = open_job(settings, full_refresh)
     results = []
     try:
         pg, schema = job.pg, settings.postgres.state_schema
@@ -70,7 +79,7 @@ def dry_run(settings, tables=(), full_refresh=False):
 
 def verify(settings, tables=()):
     """Compare each table with a fresh snapshot: row counts and per-chunk checksums."""
-    job = connect(settings)
+    job = open_job(settings)
     results, differ = [], []
     try:
         for plan in prepare(job, select_tables(job, tables), results):
@@ -78,15 +87,17 @@ def verify(settings, tables=()):
                 differ.append(plan.label)
                 log.error("%s: %s.%s does not exist in PostgreSQL", plan.label, plan.schema, plan.table)
                 continue
-            lock = f"mysql:{plan.schema}.{plan.table}"
-            while not postgres.try_lock(job.pg, lock):  # wait for a running sync of this table
-                execute(job, "SELECT pg_sleep(1)")
-            try:
+            try:  # wait (at most LOCK_TIMEOUT) for a running sync of this table
+                execute(job, "SELECT pg_advisory_xact_lock(%s, %s)",
+                        (postgres.LOCK_NAMESPACE, postgres.lock_key(f"mysql:{plan.schema}.{plan.table}")))
                 if not verify_table(job, plan):
                     differ.append(plan.label)
+            except psycopg2.errors.LockNotAvailable:
+                differ.append(plan.label)
+                log.error("%s: not verified: a sync has held the table for LOCK_TIMEOUT (%ss)", plan.label,
+                          settings.common.lock_timeout)
             finally:
                 job.pg.rollback()
-                postgres.unlock(job.pg, lock)
         failed = [r.table for r in results if r.status == "failed"]
         log.info("verify: %s table(s) differ%s", len(differ), f": {', '.join(differ)}" if differ else "")
         return EXIT_FAILED if differ or failed else EXIT_OK

@@ -1,0 +1,277 @@
+"""One run lifecycle for both jobs, and the one place where exceptions become exit codes.
+
+    exit_with(main(body))         logging, signal handling, exception -> one log line + exit code
+    run_job(settings, service, application, body)
+        opens the run (PostgreSQL connection, state schema, a ``runs`` row), calls
+        ``body(run)`` and records its outcome -- ok, failed, unreachable or interrupted --
+        after rolling back whatever was left open: an exception never leads to a commit.
+    run.attempt(label, work)      one table or file: a lost connection is re-opened and the
+                                  item tried once more; other failures become ItemError
+
+Signals: SIGTERM and SIGINT raise ``Interrupted`` in the main thread.  A statement blocked in
+a driver (a PostgreSQL lock wait, a MySQL metadata lock) would only see it when it returns,
+so a watcher thread, woken through ``signal.set_wakeup_fd``, also runs the registered stop
+hooks at once: they cancel the running statements, and the driver call returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import psycopg2
+import psycopg2.errors
+
+from . import postgres, state
+from .errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigError,
+    ConnectionLost,
+    DataSyncError,
+    Interrupted,
+    ItemError,
+    LockWaitTimeout,
+    UnreachableError,
+)
+from .report import one_line, setup_logging
+
+log = logging.getLogger("datasync")
+
+EXIT_CODES_HELP = """exit codes:
+  0    every table/file succeeded (or another run holds the lock)
+  1    at least one table/file failed (the others were synced)
+  2    configuration or usage error, or a login / database / key a server refused
+  3    a server could not be reached after CONNECT_RETRIES attempts, or a connection was lost twice
+  143  stopped by SIGTERM/SIGINT (running statements cancelled, the open transaction rolled back)"""
+
+_stop_hooks = []
+_stop_lock = threading.Lock()
+_raised = False  # Interrupted was raised in the main thread
+
+
+# ---------------------------------------------------------------- signals
+
+
+def on_stop(hook):
+    """Call ``hook()`` (from the watcher thread) as soon as SIGTERM/SIGINT arrives; returns ``hook``."""
+    with _stop_lock:
+        _stop_hooks.append(hook)
+    return hook
+
+
+def forget_stop(hook):
+    with _stop_lock:
+        if hook in _stop_hooks:
+            _stop_hooks.remove(hook)
+
+
+def _interrupt(signum, frame):
+    """The Python-level handler (main thread): raise Interrupted once; later signals let the clean-up finish."""
+    global _raised
+    Interrupted.received = Interrupted.received or f"stopped by {signal.Signals(signum).name}"
+    if not _raised:
+        _raised = True
+        raise Interrupted(Interrupted.received)
+
+
+def _watch(fd):
+    """Run the stop hooks as soon as a stop signal arrives, while the main thread may be blocked in C."""
+    while True:
+        try:
+            data = os.read(fd, 16)
+        except OSError:
+            return
+        stops = [n for n in data if n in (signal.SIGTERM, signal.SIGINT)]
+        if not data:
+            return
+        if stops:
+            Interrupted.received = Interrupted.received or f"stopped by {signal.Signals(stops[0]).name}"
+            with _stop_lock:
+                hooks = list(_stop_hooks)
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - a hook that fails must not stop the others
+                    log.debug("stop hook failed", exc_info=True)
+
+
+def install_signal_handlers():
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(read_fd,), name="stop-watcher", daemon=True).start()
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def main(body, environ=None) -> int:
+    """Run ``body()`` (which returns an exit code) and turn every failure into one log line."""
+    from .config import load_logging
+
+    setup_logging(*load_logging(environ))
+    install_signal_handlers()
+    try:
+        return body()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        return exc.exit_code
+    except DataSyncError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 1
+        log.exception("unexpected error")
+        return EXIT_FAILED
+
+
+def exit_with(code):
+    logging.shutdown()
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_job(settings, service, application, body) -> int:
+    """Open the run, call ``body(run)`` (returns the exit code), record the outcome, close."""
+    run = Run(settings, service, application)
+    run.open()
+    try:
+        code = body(run)
+    except Interrupted as exc:
+        run.finish("interrupted", exc.exit_code)
+        raise
+    except UnreachableError as exc:
+        run.finish("unreachable", exc.exit_code, str(exc))
+        raise
+    except DataSyncError as exc:
+        run.finish("failed", exc.exit_code, str(exc))
+        raise
+    except BaseException as exc:
+        run.finish("failed", EXIT_FAILED, f"unexpected error: {exc.__class__.__name__}")
+        raise
+    else:
+        run.finish("ok" if code == EXIT_OK else "failed", code)
+        return code
+    finally:
+        run.close()
+
+
+class Run:
+    """One run of a job: its PostgreSQL connection, its ``runs`` row, its run-wide locks."""
+
+    def __init__(self, settings, service, application):
+        self.settings, self.service, self.application = settings, service, application
+        self.pg = None
+        self.id = None
+        self.details = []          # per-item results, stored with the outcome
+        self.locks = []            # session advisory locks held for the whole run
+
+    @property
+    def schema(self):
+        return self.settings.postgres.state_schema
+
+    def open(self):
+        self.pg = self.connect()
+        on_stop(self.cancel)
+        state.ensure_schema(self.pg, self.schema)
+        self.id = state.start_run(self.pg, self.schema, self.service)
+        return self
+
+    def connect(self):
+        return postgres.connect(self.settings.postgres, self.settings.common, self.application)
+
+    def cancel(self):
+        """Stop hook: cancel the statement this run's connection is executing, if any."""
+        pg = self.pg
+        if pg is not None and not pg.closed:
+            pg.cancel()
+
+    def close(self):
+        forget_stop(self.cancel)
+        if self.pg is not None:
+            self.pg.close()
+
+    def try_lock(self, name):
+        """A session advisory lock held until the run ends; False when another session holds it."""
+        if not postgres.try_lock(self.pg, name):
+            return False
+        self.locks.append(name)
+        return True
+
+    def reconnect(self):
+        """A fresh PostgreSQL connection, with the run-wide locks taken again."""
+        self.pg = postgres.reopen(self.pg, self.settings.postgres, self.settings.common, self.application)
+        for name in self.locks:
+            if not postgres.try_lock(self.pg, name):
+                raise DataSyncError(f"lost the lock {name} while reconnecting, and another run took it; "
+                                    "this run stops")
+        return self.pg
+
+    def rollback(self):
+        """Roll back whatever is open; a dead connection has nothing left to roll back."""
+        if self.pg is None or self.pg.closed:
+            return
+        try:
+            self.pg.rollback()
+        except psycopg2.Error:
+            log.debug("rollback on a broken connection", exc_info=True)
+
+    def attempt(self, label, work, on_reconnect=None):
+        """Run ``work()`` for one table or file and return its result.
+
+        Whatever fails is rolled back first.  A lost connection (PostgreSQL, or a source that
+        raises ConnectionLost) is re-opened -- ``on_reconnect()`` re-opens the source -- and
+        ``work`` tried once more; a second loss ends the run (exit 3).  Driver errors leave as
+        ItemError, so the caller records the item as failed and carries on.
+        """
+        for attempt in (1, 2):
+            try:
+                return work()
+            except BaseException as exc:  # noqa: BLE001 - classified, rolled back, re-raised
+                self.rollback()
+                error = classify(exc)
+                if isinstance(error, ConnectionLost) and attempt == 1:
+                    log.warning("%s: %s; reconnecting and trying again", label, error)
+                    self.reconnect()
+                    if on_reconnect:
+                        on_reconnect()
+                    continue
+                if isinstance(error, ConnectionLost):
+                    error = ConnectionLost(f"{label}: {error} (twice); the next run tries again")
+                if error is exc:
+                    raise
+                raise error from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def finish(self, status, code, error=None):
+        """Record the outcome (after a rollback); best effort when PostgreSQL is the problem."""
+        details = self.details + ([{"error": error}] if error else [])
+        try:
+            self.rollback()
+            if self.pg is None or self.pg.closed or not postgres.usable(self.pg):
+                self.pg = postgres.reopen(self.pg, self.settings.postgres, self.settings.common, self.application)
+            state.finish_run(self.pg, self.schema, self.id, status, code, details)
+        except (psycopg2.Error, UnreachableError, Interrupted) as exc:
+            log.warning("could not record this run's outcome (%s) in %s.runs: %s", status, self.schema, one_line(exc))
+
+
+def classify(exc):
+    """What a failure means for the run: Interrupted, ConnectionLost, an ItemError, or itself."""
+    if Interrupted.received and not isinstance(exc, Interrupted):
+        return Interrupted(Interrupted.received)
+    if isinstance(exc, psycopg2.Error):
+        reason = one_line(exc)
+        if postgres.is_connection_error(exc):
+            return ConnectionLost(f"PostgreSQL connection lost: {reason}")
+        if isinstance(exc, psycopg2.errors.LockNotAvailable):
+            return LockWaitTimeout(f"waited LOCK_TIMEOUT for a PostgreSQL lock: {reason}")
+        return ItemError(f"PostgreSQL: {reason}")
+    return exc
