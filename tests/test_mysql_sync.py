@@ -19,7 +19,7 @@ def test_incremental_propagates_inserts_updates_deletes(sync, mysql_db, pg_db):
     orders(mysql_db)
     first = sync()
     assert first.code == 0, first.out
-    assert first.lines("orders: full reload (new table)")
+    assert first.lines("orders: full load (new table)")
     mysql_db.run("UPDATE orders SET amount = 99 WHERE id = 2", "DELETE FROM orders WHERE id IN (3, 4)",
                  "INSERT INTO orders (id, customer, amount) VALUES (6, 'c6', 6)")
     second = sync()
@@ -86,7 +86,7 @@ def test_mode_overrides_and_skip(sync, mysql_db, pg_db):
                  "INSERT INTO changes VALUES (1, '2024-01-01')")
     result = sync(MYSQL_SYNC_MODES="orders=full,huge_blobs=skip,changes=incremental:changed_on")
     assert result.code == 0, result.out
-    assert result.lines("orders: full ok") and result.lines("changes: full reload (new table)")
+    assert result.lines("orders: full ok") and result.lines("changes: full load (new table)")
     assert pg_db.value("SELECT to_regclass('src.huge_blobs')") is None
     assert [line for line in result.lines("summary |") if "huge_blobs" in line][0].rstrip().endswith("skipped")
     bad = sync(MYSQL_SYNC_MODES="orders=append:customer")
@@ -106,7 +106,7 @@ def test_schema_drift(sync, mysql_db, pg_db):
     assert pg_db.query("SELECT id, amount FROM src.orders WHERE id IN (1, 9) ORDER BY id") == [(1, 1.5), (9, None)]
     mysql_db.run("ALTER TABLE orders MODIFY customer VARCHAR(80) NOT NULL")
     retyped = sync()
-    assert retyped.lines("orders: full reload (type of column(s) customer changed)")
+    assert retyped.lines("orders: full reload in place (type of column(s) customer changed)")
     assert pg_db.value("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                        "WHERE attrelid = 'src.orders'::regclass AND attname = 'customer'") == "character varying(80)"
 
@@ -138,7 +138,7 @@ def test_table_selection_and_views(sync, mysql_db, pg_db):
     assert sorted(r[0] for r in pg_db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'src'")) == [
         "customers", "orders"]
     only = sync("--tables", "cust*", "--full-refresh")
-    assert only.lines("customers: full ok") and not only.lines("orders:")
+    assert only.lines("customers: diff ok") and not only.lines("orders:")
     assert sync("--tables", "nope").code == 2
 
 
