@@ -165,3 +165,19 @@ def reopen(conn, pg, common, application_name):
 def usable(conn):
     """False when the connection is closed or broken (its transaction status is unknown)."""
     return not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+
+
+def lock_wait(monitor, pid):
+    """What backend ``pid`` waits for and who holds it, in one line; None when it waits for no lock."""
+    with monitor.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT string_agg(DISTINCT coalesce(relation::regclass::text, locktype), ', ') FROM pg_locks "
+            "WHERE pid = %(pid)s AND NOT granted), b.pid, b.application_name, b.state, "
+            "left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120) "
+            "FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(%(pid)s)) LIMIT 1", {"pid": pid})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    what, holder, application, holder_state, query = row
+    return (f"PostgreSQL: waiting for a lock on {what or 'a row'} held by pid {holder} "
+            f"({application or 'no application name'}, {holder_state}): {query}")

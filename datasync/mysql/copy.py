@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from ..errors import TableError, ValueRejected
@@ -34,7 +35,8 @@ log = logging.getLogger("datasync.mysql")
 
 COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01'"
 PACKET_RESERVE = 1 << 20       # room a row keeps for its small columns and the protocol
-PIECE_BYTES = 16 << 20         # at most this much of a large value per round trip
+PIECE_BYTES = 8 << 20          # at most this much of a large value per round trip
+HEX_CHUNK = 1 << 20            # bytes of a piece turned into hex text at a time
 PIECES = "_datasync_pieces"
 KEY_BATCH = 20000              # integer keys MySQL packs into one row of a key stream
 
@@ -60,7 +62,7 @@ class Export:
     """The SELECT that makes MySQL write COPY lines for ``targets``, and the Python side of its rows."""
 
     def __init__(self, plan, targets, max_packet):
-        self.plan, self.targets = plan, targets
+        self.plan, self.targets, self.max_packet = plan, targets, max_packet
         self.special = [t for t in targets if t.mapping.quoted or t.mapping.large]
         budget = max_packet - min(PACKET_RESERVE, max_packet // 4)
         # a text value holding QUOTE travels twice (line and tail): every large column gets half a share
@@ -79,23 +81,36 @@ class Export:
     def line(self):
         return "CONCAT_WS('\\t', " + ", ".join(self.field(t) for t in self.targets) + ")"
 
-    def tail(self, digest=False):
-        """The tail column (see the module docstring); with ``digest``, large values are named by
-        their SHA-256 and text values by their length only (the line holds their bytes)."""
+    def tail(self):
+        """The tail column (see the module docstring), or None when no column needs one.
+
+        A large value is only measured (LENGTH of the stored column, O(1)) before its export
+        expression could be evaluated: an oversized HEX() or CONVERT() would come back NULL."""
         if not self.special:
             return None
         checks, entries = [], []
         for t in self.special:
             m, v = t.mapping, t.mapping.value
             big = f"{m.size} > {self.bound}" if m.large else "FALSE"
-            checks += ([f"INSTR({v}, {QUOTE_SQL}) > 0"] if m.quoted else []) + ([big] if m.large else [])
-            large = f"CONCAT('D', SHA2({q(t.column)}, 256))" if digest else "'D'"
-            inline = "'-'"
-            if m.quoted:
-                inline = (f"LENGTH({v})" if digest else
-                          f"IF(INSTR({v}, {QUOTE_SQL}) > 0, CONCAT(LENGTH({v}), ':', {v}), LENGTH({v}))")
-            entries.append(f"IF({v} IS NULL, 'N', IF({big}, {large}, {inline}))")
+            checks += ([big] if m.large else []) + ([f"INSTR({v}, {QUOTE_SQL}) > 0"] if m.quoted else [])
+            inline = f"IF(INSTR({v}, {QUOTE_SQL}) > 0, CONCAT(LENGTH({v}), ':', {v}), LENGTH({v}))" \
+                if m.quoted else "'-'"
+            entries.append(f"IF({q(t.column)} IS NULL, 'N', IF({big}, 'D', {inline}))")
         return f"IF({' OR '.join(checks)}, CONCAT_WS(';', {', '.join(entries)}), '')"
+
+    def digest_line(self):
+        """The row as diff mode hashes it: the same values as the COPY line, but each text value
+        prefixed by its length instead of framed by QUOTE (no byte inside a value can make two
+        rows read alike, and no INSTR is needed), and a value too large for a packet named by
+        the SHA-256 of its stored bytes."""
+        fields = []
+        for t in self.targets:
+            m = t.mapping
+            field = f"CONCAT(LENGTH({m.value}), ':', {m.value})" if m.quoted else m.value
+            if m.large:
+                field = f"IF({m.size} > {self.bound}, CONCAT('D', SHA2({q(t.column)}, 256)), {field})"
+            fields.append(f"IFNULL({field}, '')" if t.nullable else field)
+        return "CONCAT_WS('\\t', " + ", ".join(fields) + ")"
 
     def select(self, where="", order=""):
         columns = [self.line()] + [c for c in (self.tail(),) if c] + ([" + ".join(self.zeros)] if self.zeros else [])
@@ -132,6 +147,10 @@ class Export:
                 field = line[pos:pos + width] if raw is None else QUOTE + raw.replace(QUOTE, QUOTE + QUOTE) + QUOTE
             fields.append(field)
             pos += width + 1        # and the tab
+        if pending and not self.plan.key:
+            raise TableError(f"table {self.plan.label!r}: column {pending[0].column!r} of a row (table has no key) "
+                             f"holds a value too large for one MySQL packet (max_allowed_packet {self.max_packet} "
+                             "bytes); without a primary or unique key it cannot be read in pieces")
         if pending:
             key = [fields[self.targets.index(t)] for t in self.plan.key_targets()]
             deferred.extend(Deferred(key, t) for t in pending)
@@ -237,8 +256,10 @@ def read_in_pieces(job, plan, table_sql, value):
                 raise TableError(f"{what}: the row {describe_key(plan, value.key)} could not be read again "
                                  "for its large value")
             data = rows[0][0]
-            if data:
-                yield b"%d\t\\\\x%s\n" % (seq, data.hex().encode())
+            yield b"%d\t\\\\x" % seq
+            for start in range(0, len(data), HEX_CHUNK):  # hex text in small chunks: memory stays near one piece
+                yield data[start:start + HEX_CHUNK].hex().encode()
+            yield b"\n"
             if len(data) < piece_size:
                 return
             offset, seq = offset + piece_size, seq + 1
@@ -337,6 +358,15 @@ def execute(job, statement, args=None):
     with job.pg.cursor() as cur:
         cur.execute(statement, args)
         return cur.fetchall() if cur.description else None
+
+
+def ddl(job, plan, statement):
+    """Run one DDL statement of a table's step; name the PostgreSQL objects that block it."""
+    try:
+        execute(job, statement)
+    except psycopg2.errors.FeatureNotSupported as exc:  # a view or policy uses a column whose type changes
+        raise TableError(f"table {plan.label!r}: {exc.diag.message_primary} ({exc.diag.message_detail or ''}): "
+                         "drop the object and create it again after the next sync") from exc
 
 
 def describe_target(conn, schema, table):

@@ -68,6 +68,7 @@ class Step:
     reason: str = ""
     since: str | None = None  # incremental/append: read from this watermark
     ddl: list = field(default_factory=list)  # run first, in the table's transaction
+    retype: list = field(default_factory=list)  # reload: ALTER ... TYPE, run once every row is deleted
     rebuild: bool = False     # diff: no trusted digests; compare every bucket
 
 
@@ -171,9 +172,10 @@ def decide(plan: TablePlan, previous, existing, full_refresh=False) -> Step:
         return Step("create", "new table")
     retype = [t for t in plan.columns if t.name in existing and existing[t.name][0] != t.mapping.pg_type]
     added, ddl = drift(plan, existing)
-    if retype:
+    if retype:  # every mode: the new type is filled from MySQL, never cast from the old values
         why = f"type of column(s) {', '.join(t.name for t in retype)} changed"
-        return _everything(plan, why, empty_first(plan) + ddl + retype_sql(plan, retype))
+        log.info("%s: full reload in place (%s)", plan.label, why)
+        return Step("reload", why, ddl=ddl, retype=retype_sql(plan, retype))
     if full_refresh:
         return _everything(plan, "--full-refresh", ddl)
     if plan.mode == "full":
@@ -221,13 +223,8 @@ def drift(plan, existing):
     return added, statements
 
 
-def empty_first(plan):
-    """Delete every row before a column changes type: the new type is filled from MySQL, never cast."""
-    return [sql.SQL("DELETE FROM {}").format(ident(plan.schema, plan.table))]
-
-
 def retype_sql(plan, targets):
-    """ALTER TABLE ... TYPE on the emptied table: the table keeps its identity, indexes are rebuilt."""
+    """ALTER TABLE ... TYPE, run on the emptied table: it keeps its identity, its indexes are rebuilt."""
     return [sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
         ident(plan.schema, plan.table), ident(t.name), sql.SQL(t.mapping.pg_type)) for t in targets]
 

@@ -137,6 +137,7 @@ class MySQLSource:
         self.conn = None
         self.busy = False   # a statement is in flight on self.conn
         self.max_packet = 0  # the server's max_allowed_packet: the largest row it can send
+        self.monitor = None  # a second connection for the lock probe, opened when a statement runs long
 
     def connect(self):
         self.conn = self._open()
@@ -170,6 +171,9 @@ class MySQLSource:
             _quietly_close(self.conn)
             self.conn = None
             self.busy = False
+        if self.monitor is not None:
+            _quietly_close(self.monitor)
+            self.monitor = None
 
     def reconnect(self):
         self.close()
@@ -190,6 +194,22 @@ class MySQLSource:
                 _quietly_close(killer)
         except (pymysql.Error, DataSyncError, OSError):
             log.debug("could not kill the running MySQL statement", exc_info=True)
+
+    def waiting(self):
+        """Lock probe: what the statement in flight waits for (a metadata or row lock), or None."""
+        conn = self.conn
+        if conn is None or not self.busy:
+            return None
+        if self.monitor is None or not self.monitor.open:
+            self.monitor = self._open(replace(self.common, connect_retries=1))
+        with self.monitor.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute("SELECT STATE, TIME, LEFT(INFO, 80) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (conn.thread_id(),))
+            row = cur.fetchone()
+        if not row or "lock" not in _text(row[0] or "").lower():
+            return None
+        return (f"MySQL: {_text(row[0]).lower()} (another session is altering or locking the table, or holds a "
+                f"transaction on it), for {row[1]}s now: {_text(row[2])}")
 
     def execute(self, statement, args=None, what=None, warnings=False):
         """Run a statement and return all rows, decoded to str where they are bytes."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
-import psycopg2.errors
 from psycopg2 import sql
 
 from .. import postgres, runlog, state
@@ -25,7 +24,7 @@ from ..config import MysqlSyncSettings
 from ..errors import EXIT_FAILED, EXIT_OK, ConfigError, ItemError, TableError
 from ..postgres import ident
 from ..report import format_table
-from .copy import Counts, describe_target, execute
+from .copy import Counts, ddl, describe_target, execute
 from .modes import append, diff, full, incremental
 from .plan import Step, decide, make_plan, target_names
 from .source import MySQLSource
@@ -104,6 +103,7 @@ def connect(settings, run, full_refresh=False):
     """The MySQL source, and what the export depends on: PostGIS in the target, the MySQL version."""
     source = MySQLSource(settings.mysql, settings.common).connect()
     runlog.on_stop(source.cancel)
+    run.watch.add(source.waiting)
     job = Job(settings, run, source, full_refresh=full_refresh)
     postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
     job.pg.rollback()
@@ -198,7 +198,7 @@ def sync_once(job, plan):
     step = decide(plan, previous, existing, job.full_refresh)
     postgres.create_schema(job.pg.cursor(), plan.schema)
     for statement in step.ddl:
-        alter(job, plan, statement)
+        ddl(job, plan, statement)
     job.source.begin_snapshot()
     try:
         watermark = high_watermark(job, plan) if plan.cursor else None
@@ -221,7 +221,7 @@ def run_step(job, plan, step: Step, previous):
     """The mode's work; after a create or reload, the state a later incremental or diff run starts from."""
     if step.action not in ("create", "reload"):
         return MODES[step.action](job, plan, step, previous)
-    counts = full.create(job, plan) if step.action == "create" else full.reload(job, plan)
+    counts = full.create(job, plan) if step.action == "create" else full.reload(job, plan, step)
     extra = {"signature": None, "buckets": None, "key_rows": None, "key_digest": None}
     if plan.mode == "diff":
         extra.update(diff.create(job, plan))
@@ -229,15 +229,6 @@ def run_step(job, plan, step: Step, previous):
         rows, digest = job.source.execute_raw(incremental.key_digest_sql(plan))[0]
         extra.update(incremental.key_state(int(rows), digest))
     return counts, extra
-
-
-def alter(job, plan, statement):
-    """Run one DDL statement of the step; explain the PostgreSQL objects that block it."""
-    try:
-        execute(job, statement)
-    except psycopg2.errors.FeatureNotSupported as exc:  # a view or policy uses a column whose type changes
-        raise TableError(f"table {plan.label!r}: {exc.diag.message_primary} ({exc.diag.message_detail or ''}): "
-                         "drop the object and create it again after the next sync") from exc
 
 
 def check_adoption(job, plan):

@@ -97,9 +97,7 @@ def estimate_rows(job, plan):
 
 def digest_sql(job, plan, buckets):
     """One scan: per bucket, the row count and the XOR of 64 bits of SHA-256 of each row's COPY text."""
-    export = Export(plan, plan.columns, job.source.max_packet)
-    tail = export.tail(digest=True)
-    text = f"CONCAT({export.line()}, {tail})" if tail else export.line()
+    text = Export(plan, plan.columns, job.source.max_packet).digest_line()
     row_hash = f"CAST(CONV(LEFT(SHA2({text}, 256), 16), 16, 10) AS UNSIGNED)"
     return (f"SELECT {keys.mysql_bucket(plan, buckets)}, COUNT(*), BIT_XOR({row_hash}) "
             f"FROM {q(plan.source.name)} GROUP BY 1")

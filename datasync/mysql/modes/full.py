@@ -14,7 +14,7 @@ from __future__ import annotations
 from psycopg2 import sql
 
 from ...errors import TableError
-from ..copy import Counts, copy_select, execute, table_ref
+from ..copy import Counts, copy_select, ddl, execute, table_ref
 from ..plan import create_table_sql, index_sql
 
 
@@ -27,12 +27,14 @@ def create(job, plan):
     return Counts(inserted=rows, zero_dates=zeros)
 
 
-def reload(job, plan):
-    """Replace every row of the existing target in place."""
+def reload(job, plan, step):
+    """Replace every row of the existing target in place (changing the types of columns once it is empty)."""
     refuse_if_referenced(job, plan)
     with job.pg.cursor() as cur:
         cur.execute(sql.SQL("DELETE FROM {}").format(table_ref(plan)))
         deleted = cur.rowcount
+    for statement in step.retype:
+        ddl(job, plan, statement)
     rows, zeros = copy_select(job, plan, table_ref(plan))
     execute(job, sql.SQL("ANALYZE {}").format(table_ref(plan)))
     return Counts(inserted=rows, deleted=deleted, zero_dates=zeros)

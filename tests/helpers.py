@@ -1,0 +1,68 @@
+"""Helpers shared by the test modules: waiting, running a service in the background, MySQL and
+PostgreSQL look-ups by column name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg2.extras
+
+from tests.conftest import ROOT
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_sync(env, *args):
+    """mysql_sync_service.py in the background (stdout and stderr together)."""
+    return subprocess.Popen([sys.executable, str(ROOT / "mysql_sync_service.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=60):
+    """Send ``sig`` and return (exit code, output)."""
+    os.kill(proc.pid, sig)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def pg_rows(pg_db, statement, args=None):
+    """Rows as dicts (columns by name, never by position)."""
+    with pg_db.connect() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(statement, args)
+        rows = [dict(r) for r in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def table_state(pg_db, table):
+    """The state row of a synced MySQL table (datasync.mysql_tables), as a dict."""
+    rows = pg_rows(pg_db, "SELECT * FROM datasync.mysql_tables WHERE source_table = %s", (table,))
+    return rows[0] if rows else None
+
+
+def backend_waiting(pg_db, application="datasync mysql_sync"):
+    """A predicate: the service's PostgreSQL session waits for a lock."""
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                               "AND wait_event_type = 'Lock'", (application,)) > 0
+
+
+def mysql_statements(mysql_db):
+    """Statements running on MySQL for the test database, other than the one asking."""
+    conn = mysql_db.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT ID, COMMAND, STATE, INFO FROM information_schema.PROCESSLIST WHERE DB = %s "
+                    "AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')", (mysql_db.name,))
+        rows = cur.fetchall()
+    conn.close()
+    return rows
