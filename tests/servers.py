@@ -111,7 +111,7 @@ def start_private_postgres():
     bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     if not bindirs:
         raise ServerUnavailable("no PostgreSQL server found: install Debian's postgresql package "
-                           "or set TEST_POSTGRES_HOST/PORT/USER")
+                                "or set TEST_POSTGRES_HOST/PORT/USER")
     bindir = bindirs[-1]
     base = tempfile.mkdtemp(prefix="datasync-pg-")
     extra = {}
@@ -209,17 +209,22 @@ def oracle_mysql_server():
             problem = "not root" if os.geteuid() != 0 else f"{ORACLE_CHROOT} is not built"
             raise ServerUnavailable(f"Oracle MySQL: nothing listens at {where} and it cannot be started here "
                                     f"({problem}); {how}")
-        started = subprocess.run(["bash", str(ORACLE_SCRIPT), "start"], capture_output=True, text=True,
-                                 timeout=240, check=False)
-        if started.returncode != 0:
+        try:
+            started = subprocess.run(["bash", str(ORACLE_SCRIPT), "start"], capture_output=True, text=True,
+                                     timeout=240, check=False)
+            failure = "" if started.returncode == 0 else (started.stdout + started.stderr).strip()
+        except subprocess.TimeoutExpired:
+            failure = "it did not finish within 240 s"
+        if failure:
             raise ServerUnavailable(f"Oracle MySQL: nothing listens at {where} and `bash tests/oracle-mysql.sh "
-                                    f"start` failed: {(started.stdout + started.stderr).strip()}; {how}")
+                                    f"start` failed: {failure}; {how}")
         server.stop = lambda: subprocess.run(["bash", str(ORACLE_SCRIPT), "stop"], capture_output=True,
                                              timeout=120, check=False)
     version = mysql_login(server, "Oracle MySQL", ORACLE_VARIABLES)
-    if "mariadb" in version.lower():
-        raise ServerUnavailable(f"Oracle MySQL at {where} is MariaDB ({version}): set {ORACLE_VARIABLES} "
-                                "to an Oracle MySQL server")
+    major = version.split(".")[0]
+    if "mariadb" in version.lower() or not major.isdigit() or int(major) < 8:
+        raise ServerUnavailable(f"Oracle MySQL at {where} is {version}, not Oracle MySQL 8.0 or later: "
+                                f"set {ORACLE_VARIABLES} to one")
     return server
 
 
