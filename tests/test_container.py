@@ -261,8 +261,9 @@ def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_
     env.update(FTP_CRON_SCHEDULE="0 0 1 1 *", MYSQL_SYNC_CRON_SCHEDULE="off", RUN_ON_START="true")
     proc = start_container(env)
     try:
-        wait_for(lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                     "'datasync ftp_log' AND query LIKE 'COPY%%' AND state = 'active'") > 0,
+        wait_for(lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND application_name = 'datasync ftp_log' AND query LIKE 'COPY%%' "
+                                     "AND state = 'active'") > 0,
                  60, "the job's COPY")
         assert "mysql_sync: disabled (schedule off)" in cron_log(app)
         stopped_at = time.monotonic()
@@ -271,7 +272,8 @@ def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_
         assert time.monotonic() - stopped_at < 2
         log = cron_log(app)
         assert "stopped by SIGTERM" in log and "ftp_log exited with code 143" in log
-        assert pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'datasync%%'") == 0
+        assert pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND application_name LIKE 'datasync%%'") == 0
         assert not pg_db.value("SELECT to_regclass('machine_logs') IS NOT NULL AND "
                                "EXISTS (SELECT 1 FROM machine_logs)")
     finally:

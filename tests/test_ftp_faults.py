@@ -23,8 +23,9 @@ def big_log(inbox, name, lines):
 
 
 def copying(pg_db):
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                               "'datasync ftp_log' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               "application_name = 'datasync ftp_log' AND state = 'active' "
+                               "AND query LIKE 'COPY%%'") > 0
 
 
 def start(env):
@@ -78,7 +79,8 @@ def test_postgres_connection_lost_mid_copy_stops_the_run(inbox, pg_db, ftp_serve
     inbox.put("b.log", "x\n")
     proc = start(ftp_base_env(pg_db, ftp_server, DELETE_AFTER_SYNC="true"))
     wait_for(copying(pg_db), what="the COPY")
-    pg_db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'datasync ftp_log'")
+    pg_db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'datasync ftp_log'")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 3 and "PostgreSQL connection lost while loading /a.log" in out
     assert inbox.files() == ["a.log", "b.log"] and not logs(pg_db)

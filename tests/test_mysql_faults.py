@@ -41,8 +41,10 @@ def wait_for(predicate, timeout=60, what="condition"):
 
 
 def copying(pg_db):
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                               "'datasync mysql_sync' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+    """A COPY of our service into this test's database (other runs may share the server)."""
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               "application_name = 'datasync mysql_sync' AND state = 'active' "
+                               "AND query LIKE 'COPY%%'") > 0
 
 
 def test_unreachable_servers_exit_3_without_secrets(sync):
