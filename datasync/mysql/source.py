@@ -331,7 +331,10 @@ class MySQLSource:
             tables[table].indexes.append(Index(index, unique, tuple(columns), kind or "BTREE"))
 
     def _json_check_columns(self):
-        """MariaDB stores JSON as LONGTEXT with a json_valid() check; find those columns."""
+        """MariaDB stores JSON as LONGTEXT with a json_valid() check; find those columns (MySQL has a JSON
+        type, and its CHECK_CONSTRAINTS has no TABLE_NAME)."""
+        if "mariadb" not in self.version().lower():
+            return set()
         try:
             rows = self.execute(
                 "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
