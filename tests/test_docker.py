@@ -132,14 +132,17 @@ def as_host_user(*command):
 
 
 @pytest.fixture(scope="module")
-def engine():
+def engine(request):
     engine = Engine()
+    started = time.monotonic()
     try:
         engine.start()
     except Unavailable as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
+    say(request, f"{'private engine started' if engine.private else 'engine answers'}: "
+                 f"{time.monotonic() - started:.0f} s")
     yield engine
     engine.close()
 
@@ -186,8 +189,12 @@ def stack(engine, request):
 
 
 def first_runs_done(stack):
-    wait_until(lambda: "run finished: 3 table(s), 0 failed" in stack.log() and "files: 3 seen, 3 loaded"
-               in stack.log(), 300, "both jobs' first runs")
+    def done():
+        log = stack.log()
+        failed = re.search(r"^.*start\.sh: (ftp_log|mysql_sync) exited with code .*$", log, re.M)
+        assert not failed, log[-3000:]
+        return "run finished: 3 table(s), 0 failed" in log and "files: 3 seen, 3 loaded" in log
+    wait_until(done, 300, "both jobs' first runs")
 
 
 def test_both_jobs_load_the_demo_data(stack):
