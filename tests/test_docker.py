@@ -267,6 +267,15 @@ def test_readme_commands_work_as_written(stack):
     assert "files: 3 seen" in stack.compose("logs", "datasync").stdout  # docker compose logs shows cron.log
 
 
+def test_the_ftp_servers_health_check_leaves_no_log_lines(stack):
+    # it looks for the listening socket instead of connecting (every 5 s): every session the server logs
+    # is a job's login (one may be logging in right now)
+    first_runs_done(stack)
+    log = stack.compose("logs", "--no-color", "ftp").stdout
+    logins = log.count("logged in.")
+    assert logins >= 1 and log.count("FTP session opened") - logins <= 1, log[-3000:]
+
+
 def test_the_host_user_keeps_full_use_of_logs(stack):
     first_runs_done(stack)
     logs = stack.checkout / "logs"
