@@ -7,7 +7,7 @@ Debian's cron (3.0pl1, env.c ``load_env``) reads an environment line ``NAME=VALU
 a value that starts with a quote ends at the *next* such quote (anything but blanks after it makes
 the line "not an environment setting", and then the whole file is silently ignored as a bad entry);
 trailing blanks are then stripped, quoted or not; then one more pair of matching surrounding quotes
-is removed; and cron keeps at most 997 bytes of ``NAME=VALUE``. So a value is written on the line,
+is removed; and cron reads at most 998 bytes of a line. So a value is written on the line,
 in whichever quote it does not contain, only when none of that can change it: printable, no
 trailing blank, not wrapped in a pair of equal quotes, short enough. Any other value (both kinds
 of quote, a line break, a tab, a trailing space, ``'quoted'``, a 2 KB key) goes to a file the job
@@ -32,7 +32,7 @@ CONTAINER_VARIABLES = ("FTP_CRON_SCHEDULE", "MYSQL_SYNC_CRON_SCHEDULE", "RUN_ON_
                        "DATASYNC_PYTHON")
 SCHEDULE_VARIABLES = {"ftp_log": "FTP_CRON_SCHEDULE", "mysql_sync": "MYSQL_SYNC_CRON_SCHEDULE"}
 SPECIAL_SCHEDULES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
-MAX_LINE_BYTES = 990  # cron keeps 997 bytes of NAME=VALUE; the quotes and a margin come off that
+MAX_LINE_BYTES = 990  # cron reads 998 bytes of a line (MAX_ENVSTR 1000); a margin comes off that
 FIXED_LINES = ("SHELL=/bin/sh", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "LANG=C.UTF-8", 'MAILTO=""')
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
