@@ -148,9 +148,13 @@ def copy_in(conn, table_sql, columns, chunks, options=""):
 
 
 def is_connection_error(exc):
-    """True for errors that mean the connection is gone rather than the data was bad."""
-    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or (
-        getattr(exc, "pgcode", None) or "").startswith(("08", "57P"))
+    """True for errors that mean the connection is gone rather than the statement failed: a server error
+    of class 08 or 57P (shut down, crashed), or a driver error without SQLSTATE (the socket broke).
+    A lock timeout or a cancelled statement is an OperationalError too, but the connection lives."""
+    code = getattr(exc, "pgcode", None) or ""
+    if code:
+        return code.startswith(("08", "57P"))
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
 def reopen(conn, pg, common, application_name):

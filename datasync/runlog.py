@@ -177,7 +177,14 @@ def exit_with(code):
 def run_job(settings, service, application, body) -> int:
     """Open the run, call ``body(run)`` (returns the exit code), record the outcome, close."""
     run = Run(settings, service, application)
-    run.open()
+    try:
+        run.open()
+    except BaseException as exc:
+        run.close()
+        error = classify(exc)
+        if error is exc:
+            raise
+        raise error from exc
     try:
         code = body(run)
     except Interrupted as exc:
@@ -320,9 +327,10 @@ def classify(exc):
         return Interrupted(Interrupted.received)
     if isinstance(exc, psycopg2.Error):
         reason = one_line(exc)
+        if isinstance(exc, psycopg2.errors.LockNotAvailable):
+            return LockWaitTimeout(f"waited LOCK_TIMEOUT for a PostgreSQL lock ({exc.diag.message_primary}); "
+                                   "the next run tries again")
         if postgres.is_connection_error(exc):
             return ConnectionLost(f"PostgreSQL connection lost: {reason}")
-        if isinstance(exc, psycopg2.errors.LockNotAvailable):
-            return LockWaitTimeout(f"waited LOCK_TIMEOUT for a PostgreSQL lock: {reason}")
         return ItemError(f"PostgreSQL: {reason}")
     return exc

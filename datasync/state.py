@@ -93,14 +93,30 @@ CREATE TABLE IF NOT EXISTS {schema}.mysql_buckets (
 """
 
 
+NEWEST = ("mysql_tables", "rows_compared")  # the last column the DDL added: present means up to date
+
+
 def ensure_schema(conn, schema):
     """Create the state schema (unless it exists: a role may lack CREATE on the database) and its
-    tables; an advisory lock serialises replicas."""
+    tables, or add what an earlier version lacked; an advisory lock serialises replicas.  When the
+    state is up to date nothing is locked (ALTER TABLE would wait behind every reader of the state)."""
     with conn.cursor() as cur:
+        if is_current(cur, schema):
+            conn.rollback()
+            return
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key("state-ddl")))
         create_schema(cur, schema)
         cur.execute(sql.SQL(DDL).format(schema=ident(schema)))
     conn.commit()
+
+
+def is_current(cur, schema):
+    cur.execute("SELECT count(*) = 4 AND bool_or(c.relname = %s AND EXISTS (SELECT 1 FROM pg_attribute a "
+                "WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relname IN ('runs', 'mysql_tables', 'mysql_buckets', 'ftp_files') AND c.relkind = 'r'",
+                (*NEWEST, schema))
+    return cur.fetchone()[0]
 
 
 def start_run(conn, schema, service):

@@ -228,6 +228,9 @@ class MySQLSource:
                 return rows
         except pymysql.Error as exc:
             raise translate(exc, what) from exc
+        except BaseException:  # interrupted while the server works on it: stop the statement there too
+            self.cancel()
+            raise
         finally:
             self.busy = False
 
