@@ -44,7 +44,12 @@ def connect(pg, common, application_name="datasync"):
             return ConfigError(f"{what} refused the connection: {reason}")
         return None
 
-    return with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError, refused)
+    conn = with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError, refused)
+    if conn.server_version >= 140000:  # a killed client's statement stops within a second, not at its end
+        with conn.cursor() as cur:
+            cur.execute("SET client_connection_check_interval = '1s'")
+        conn.commit()
+    return conn
 
 
 def server_version(conn):

@@ -75,7 +75,7 @@ def pg_bucket(plan, buckets, alias):
     if single_integer(plan):
         column = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
         return sql.SQL("mod({}, {})::integer").format(column, sql.Literal(buckets))
-    return sql.SQL("(('x' || left(encode(sha256({}), 'hex'), 8))::bit(32)::bigint % {})::integer").format(
+    return sql.SQL("mod(('x' || left(encode(sha256({}), 'hex'), 8))::bit(32)::bigint, {})::integer").format(
         pg_text(plan, alias), sql.Literal(buckets))
 
 

@@ -87,11 +87,13 @@ def target_names(names):
 def make_plan(source: SourceTable, settings, schema, table, options: Options) -> TablePlan:
     """Build the plan for one table; TableError says what cannot be copied."""
     names = target_names([c.name for c in source.columns])
-    columns = []
+    columns, key = [], set(source.row_key)
     for c in source.columns:
         mapping = map_column(c, options)
-        # zero dates arrive as NULL, and legacy tables have NOT NULL DEFAULT '0000-00-00' columns
-        columns.append(Target(c.name, names[c.name], mapping, c.nullable or mapping.zero_date is not None))
+        # zero dates arrive as NULL, and legacy tables have NOT NULL DEFAULT '0000-00-00' columns (not in a
+        # key: a key column is NOT NULL in PostgreSQL, and a zero date there fails the table, naming it)
+        columns.append(Target(c.name, names[c.name], mapping,
+                              c.nullable or (mapping.zero_date is not None and c.name not in key)))
     plan = TablePlan(source, schema, table, columns, "full", None, False, "")
     plan.mode, plan.cursor, plan.reason = choose_mode(plan, settings)
     plan.deletes = plan.mode == "incremental" and settings.propagates_deletes(source.name)
