@@ -27,8 +27,8 @@ import pytest
 from datasync.config import VARIABLES, Reader
 from datasync.config.cron import CONTAINER_VARIABLES
 from tests.conftest import ROOT
+from tests.helpers import wait_for
 from tests.remote_servers import PASSWORD, FtpServer
-from tests.test_mysql_faults import wait_for
 
 BIN = Path(sys.executable).parent
 START = ROOT / "start.sh"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import psycopg2
+import pytest
+
+from tests.helpers import table_state
 
 ORDERS = ("CREATE TABLE orders (id INT PRIMARY KEY, customer VARCHAR(40) NOT NULL, amount DECIMAL(10,2), "
           "updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), "
@@ -184,16 +187,12 @@ def test_locked_table_is_skipped(sync, mysql_db, pg_db):
     assert pg_db.value("SELECT to_regclass('src.other')") is not None
 
 
-def test_state_and_data_commit_together(sync, mysql_db, pg_db):
+def test_the_watermark_is_the_newest_cursor_and_the_key_exists(sync, mysql_db, pg_db):
     orders(mysql_db, 3)
     assert sync().code == 0
-    row = pg_db.query("SELECT mode, cursor_column, watermark, rows_inserted FROM datasync.mysql_tables")[0]
+    saved = table_state(pg_db, "orders")
     newest = pg_db.value("SELECT max(updated_at) AT TIME ZONE 'UTC' FROM src.orders")
-    assert row[:2] == ("incremental", "updated_at") and row[3] == 3
-    assert row[2] == newest.strftime("%Y-%m-%d %H:%M:%S.%f")
-    try:
+    assert (saved["mode"], saved["cursor_column"], saved["rows_inserted"]) == ("incremental", "updated_at", 3)
+    assert saved["watermark"] == newest.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with pytest.raises(psycopg2.errors.UniqueViolation):
         pg_db.query("INSERT INTO src.orders (id, customer, updated_at) VALUES (1, 'x', now())")
-    except psycopg2.errors.UniqueViolation:
-        pass
-    else:
-        raise AssertionError("primary key not created")
