@@ -3,6 +3,7 @@ PostgreSQL look-ups by column name."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,3 +67,20 @@ def mysql_statements(mysql_db):
         rows = cur.fetchall()
     conn.close()
     return rows
+
+
+LAUNCHER = """import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = proc.stdout.read()
+_, status, usage = os.wait4(proc.pid, 0)
+json.dump({"code": os.waitstatus_to_exitcode(status), "peak_kb": usage.ru_maxrss, "out": out.decode()}, sys.stdout)
+"""
+
+
+def run_measured(script, env, *args):
+    """(exit code, output, peak RSS in MB) of a service run.  A small launcher starts it: a child forked
+    straight from pytest would count pytest's own memory (before its exec) in its peak."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, str(ROOT / script), *args], env=env,
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=600)
+    result = json.loads(done.stdout)
+    return result["code"], result["out"], result["peak_kb"] / 1024

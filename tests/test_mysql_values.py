@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from contextlib import contextmanager
 
 import pytest
 
 import mysql_sync_service
 from datasync.mysql import copy as copy_module
-from tests.conftest import ROOT
-from tests.helpers import mysql_statements
+from tests.helpers import mysql_statements, run_measured
 
 
 @contextmanager
@@ -123,16 +119,12 @@ def test_memory_stays_bounded_for_a_200_mb_value(sync_env, mysql_db, pg_db):
     mysql_db.run("CREATE TABLE huge (id INT PRIMARY KEY, b LONGBLOB)")
     with wide_writes(mysql_db, size) as (writer, _), writer.cursor() as cur:
         cur.execute("INSERT INTO huge VALUES (1, REPEAT(x'0123456789abcdef', %s))", (size // 8,))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "mysql_sync_service.py")], env=sync_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    code, out, peak_mb = run_measured("mysql_sync_service.py", sync_env)
+    assert code == 0, out
     assert pg_db.value("SELECT octet_length(b) FROM src.huge") == size
     assert pg_db.value("SELECT encode(sha256(b), 'hex') FROM src.huge") == \
         fingerprints(mysql_db, pg_db, "huge", ["b"], binary=("b",))[0][0][2]
-    peak_mb = usage.ru_maxrss / 1024
-    assert peak_mb < 150, f"the sync needed {peak_mb:.0f} MB of memory for a 200 MB value"
+    assert peak_mb < 150, f"the sync needed {peak_mb:.0f} MB of memory for a 200 MB value:\n{out}"
 
 
 def test_export_stays_linear_whatever_the_bytes(sync, mysql_db, pg_db):

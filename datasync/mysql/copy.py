@@ -35,7 +35,7 @@ log = logging.getLogger("datasync.mysql")
 
 COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01'"
 PACKET_RESERVE = 1 << 20       # room a row keeps for its small columns and the protocol
-PIECE_BYTES = 8 << 20          # at most this much of a large value per round trip
+PIECE_BYTES = 16 << 20         # at most this much of a large value per round trip
 HEX_CHUNK = 1 << 20            # bytes of a piece turned into hex text at a time
 PIECES = "_datasync_pieces"
 KEY_BATCH = 20000              # integer keys MySQL packs into one row of a key stream
