@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from tests import servers
-from tests.conftest import ROOT, ftp_base_env
+from tests.conftest import ftp_base_env, run_service
+from tests.helpers import backend_waiting, ledger, logs, start_service, wait_for
 from tests.remote_servers import PASSWORD, SftpServer, openssh_key
-from tests.test_ftp_ingest import ledger, logs
-from tests.test_mysql_faults import wait_for
 
 LINE = "2024-03-01 08:00:00 INFO spindle speed within tolerance, cycle {:07d}\n"
 
@@ -23,13 +20,11 @@ def big_log(inbox, name, lines):
 
 
 def copying(pg_db):
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                               "'datasync ftp_log' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+    return backend_waiting(pg_db, "datasync ftp_log", "COPY")
 
 
 def start(env):
-    return subprocess.Popen([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return start_service("ftp_log_service.py", env)
 
 
 def test_ftp_connection_dropped_mid_download_rolls_back_that_file(inbox, ingest, pg_db, ftp_server):
@@ -53,13 +48,12 @@ def test_sftp_connection_dropped_mid_download(inbox, pg_db):
         big_log(inbox, "big.log", 20000)
         env = ftp_base_env(pg_db, server, FTP_PROTOCOL="sftp", SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true")
         server.drop_after = 300_000
-        first = subprocess.run([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, capture_output=True,
-                               text=True, timeout=120)
-        assert first.returncode in (1, 3), first.stdout + first.stderr
-        assert "/big.log" in first.stdout and ledger(pg_db, "/big.log") is None and not logs(pg_db)
-        second = subprocess.run([sys.executable, str(ROOT / "ftp_log_service.py")], env=env, capture_output=True,
-                                text=True, timeout=120)
-        assert second.returncode == 0, second.stdout
+        first = run_service("ftp_log_service.py", env, timeout=120)
+        assert first.code == 1, first.out
+        assert first.lines("/big.log: ") and first.lines("download interrupted")
+        assert ledger(pg_db, "/big.log") is None and not logs(pg_db)
+        second = run_service("ftp_log_service.py", env, timeout=120)
+        assert second.code == 0, second.out
         assert pg_db.value("SELECT count(*) FROM machine_logs") == 20000
     finally:
         server.stop()

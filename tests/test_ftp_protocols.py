@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ftp_base_env, run_service
+from tests.helpers import ledger, logs, pick
 from tests.remote_servers import PASSWORD, FtpServer, SftpServer, openssh_key, write_certificate
-from tests.test_ftp_ingest import ledger, logs
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_ftps_verified_by_ca_file(inbox, pg_db, ftps_server):
     inbox.put("press01/a.log", "2024-03-01 08:00:00 INFO over tls\n")
     result = run(pg_db, ftps_server, FTP_PROTOCOL="ftps", FTPS_CA_FILE=ftps_server.ca_file, DELETE_AFTER_SYNC="true")
     assert result.code == 0, result.out
-    assert [r[6] for r in logs(pg_db)] == ["over tls"] and inbox.files() == []
+    assert [r["message"] for r in logs(pg_db)] == ["over tls"] and inbox.files() == []
 
 
 def test_ftps_untrusted_certificate_refused_then_explicit_opt_out(inbox, pg_db, ftps_server):
@@ -72,8 +72,9 @@ def test_sftp_password_known_hosts_resume_and_delete(inbox, pg_db, sftp_factory,
     second = run(pg_db, server, **sftp_env(SFTP_KNOWN_HOSTS=str(known), DELETE_AFTER_SYNC="true"))
     fetched = len("2024-03-01 08:00:01 INFO two\n")
     assert second.code == 0 and second.lines(f"resumed, version 1, lines 2-2: 1 loaded, 0 rejected, {fetched} bytes")
-    assert [(r[2], r[3], r[6]) for r in logs(pg_db)] == [(1, "line7", "one"), (2, "line7", "two")]
-    assert inbox.files() == [] and ledger(pg_db, "/line7/today.log")[1] == "deleted"
+    assert [pick(r, "line_no", "machine_id", "message") for r in logs(pg_db)] == [
+        (1, "line7", "one"), (2, "line7", "two")]
+    assert inbox.files() == [] and ledger(pg_db, "/line7/today.log")["status"] == "deleted"
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
