@@ -138,6 +138,7 @@ def test_failed_delete_is_retried_without_reloading(inbox, ingest, pg_db, ftp_se
     ftp_server.set_perm("elr")  # no delete permission
     first = ingest(DELETE_AFTER_SYNC="true")
     assert first.code == 1 and first.lines("/a.log: cannot delete")
+    assert not [line for line in first.out.splitlines() if line.count("/a.log") > 1]  # the path once
     assert inbox.files() == ["a.log"] and ledger(pg_db, "/a.log")["status"] == "loaded"
     ftp_server.set_perm("elradfmwMT")
     second = ingest(DELETE_AFTER_SYNC="true")
@@ -158,6 +159,7 @@ def test_gzip_encodings_and_awkward_lines(inbox, ingest, pg_db):
     result = ingest(LOG_MAX_LINE_BYTES=str(3 << 19))
     assert result.code == 1
     assert result.lines("/broken.log.gz: gzip data ends early") and result.lines("/garbage.gz: not a valid gzip")
+    assert not [line for line in result.out.splitlines() if line.count("/garbage.gz") > 1]  # the path once
     assert ledger(pg_db, "/broken.log.gz") is None and not logs(pg_db, "source_file LIKE '%broken%'")
     messages = {(r["source_file"], r["line_no"]): r["message"] for r in logs(pg_db)}
     assert messages[("/z.log.gz", 1)] == "zipped" and messages[("/z.log.gz", 2)] == "last line without newline"

@@ -71,9 +71,9 @@ def gunzip(chunks, path):
                     chunk = inflater.unused_data + chunk
                     inflater, fed = zlib.decompressobj(wbits=47), False
     except zlib.error as exc:
-        raise TransferError(f"{path}: not a valid gzip file: {exc}") from exc
+        raise TransferError(f"not a valid gzip file: {exc}") from exc
     if fed:
-        raise TransferError(f"{path}: gzip data ends early (file truncated or still being written)")
+        raise TransferError("gzip data ends early (file truncated or still being written)")
 
 
 class Lines:

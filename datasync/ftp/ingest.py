@@ -368,7 +368,7 @@ def load(job, f, d) -> FileResult:
         loader.copy()
         expected = f.size - (0 if loader.gz else d.offset)
         if loader.received < expected:
-            raise TransferError(f"{f.path}: received {loader.received} of {expected} bytes; the file shrank "
+            raise TransferError(f"received {loader.received} of {expected} bytes; the file shrank "
                                 "or the transfer was cut short")
         row = ledger_row(job, f, d, loader)
         state.save_file_state(job.pg, job.settings.postgres.state_schema, row)
@@ -420,7 +420,7 @@ def remove(job, f, result):
             job.remote.delete(f.path)
             values = {"status": "deleted"}
     except TransferError as exc:
-        log.warning("%s; it stays loaded in the ledger and the next run tries again", exc)
+        log.warning("%s: %s; it stays loaded in the ledger and the next run tries again", f.path, exc)
         state.update_file_state(job.pg, schema, job.source, f.path, last_error=str(exc))
         result.removed, result.error = "delete failed", str(exc)
         job.remote = remotes.reopen(job.remote)

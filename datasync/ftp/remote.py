@@ -65,7 +65,7 @@ def _reason(exc):
 def check_name(path):
     """Refuse names no protocol command can carry (CR/LF would inject commands)."""
     if "\n" in path or "\r" in path or "\0" in path:
-        raise TransferError(f"{path!r}: file name contains a line break or NUL; not loaded")
+        raise TransferError("file name contains a line break or NUL; not loaded")
     return path
 
 
@@ -101,14 +101,14 @@ class Remote:
         relative = posixpath.relpath(path, base)
         dest = posixpath.normpath(posixpath.join(archive, relative))
         if relative.startswith("..") or not dest.startswith(archive.rstrip("/") + "/"):
-            raise TransferError(f"{path}: refusing to archive outside {archive}")
+            raise TransferError(f"refusing to archive outside {archive}")
         return dest
 
     def delete(self, path):
         try:
             self._remove(check_name(path))
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: cannot delete: {_reason(exc)}") from exc
+            raise TransferError(f"cannot delete: {_reason(exc)}") from exc
 
     def move(self, path, dest):
         """Rename into the archive; an existing file there is never overwritten (a UTC stamp is appended)."""
@@ -119,7 +119,7 @@ class Remote:
             self._rename(check_name(path), check_name(dest))
             return dest
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: cannot move to {dest}: {_reason(exc)}") from exc
+            raise TransferError(f"cannot move to {dest}: {_reason(exc)}") from exc
 
 
 class FtpRemote(Remote):
@@ -256,7 +256,7 @@ class FtpRemote(Remote):
             self.ftp.voidresp()  # 226 only when the server sent the whole file
             finished = True
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: download interrupted: {_reason(exc)}") from exc
+            raise TransferError(f"download interrupted: {_reason(exc)}") from exc
         finally:
             # the control connection is out of step: start afresh next time.  This may run late,
             # when an abandoned generator is collected: close only the connection it used.
@@ -280,7 +280,7 @@ class FtpRemote(Remote):
                     self.rest = False
             return self.ftp.transfercmd(f"RETR {path}"), offset
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: cannot start download at byte {offset}: {_reason(exc)}") from exc
+            raise TransferError(f"cannot start download at byte {offset}: {_reason(exc)}") from exc
 
     def head(self, path, length):
         """The first ``length`` bytes (for the fingerprint of a file that grew)."""
@@ -444,14 +444,14 @@ class SftpRemote(Remote):
                 while data := handle.read(CHUNK):
                     yield data
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: download interrupted: {_reason(exc)}") from exc
+            raise TransferError(f"download interrupted: {_reason(exc)}") from exc
 
     def head(self, path, length):
         try:
             with self.sftp.open(check_name(path), "rb") as handle:
                 return handle.read(length)
         except self.ERRORS as exc:
-            raise TransferError(f"{path}: cannot read: {_reason(exc)}") from exc
+            raise TransferError(f"cannot read: {_reason(exc)}") from exc
 
     def _remove(self, path):
         self.sftp.remove(path)
