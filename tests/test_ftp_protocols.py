@@ -32,8 +32,8 @@ def test_ftps_verified_by_ca_file(inbox, pg_db, ftps_server):
 def test_ftps_untrusted_certificate_refused_then_explicit_opt_out(inbox, pg_db, ftps_server):
     inbox.put("a.log", "x\n")
     refused = run(pg_db, ftps_server, FTP_PROTOCOL="ftps")
-    assert refused.code == 3 and refused.lines("server certificate not trusted")
-    assert PASSWORD not in refused.out and not refused.lines("attempt 1 of")  # no pointless retries
+    assert refused.code == 2 and refused.lines("configuration: FTPS server") and refused.lines("not trusted")
+    assert refused_once(refused)
     insecure = run(pg_db, ftps_server, FTP_PROTOCOL="ftps", FTPS_VERIFY="false")
     assert insecure.code == 0 and insecure.lines("WARNING") and insecure.lines("FTPS_VERIFY=false")
     assert len(logs(pg_db)) == 1
@@ -100,12 +100,12 @@ def test_sftp_unknown_or_wrong_host_key_refused(inbox, pg_db, sftp_factory, host
     server = sftp_factory()
     inbox.put("a.log", "x\n")
     unknown = run(pg_db, server, **sftp_env())
-    assert unknown.code == 3
+    assert unknown.code == 2 and refused_once(unknown)
     assert unknown.lines(f"host key ssh-ed25519 {fingerprint_of(host_key)} of [127.0.0.1]:{server.port} is not in "
                          "SFTP_KNOWN_HOSTS")
     other = openssh_key("ed25519")[1]
     wrong = run(pg_db, server, **sftp_env(SFTP_HOST_KEY=fingerprint_of(other)))
-    assert wrong.code == 3 and wrong.lines("does not match SFTP_HOST_KEY")
+    assert wrong.code == 2 and refused_once(wrong) and wrong.lines("does not match SFTP_HOST_KEY")
     assert not logs_exist(pg_db)
     insecure = run(pg_db, server, **sftp_env(SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true"))
     assert insecure.code == 0 and insecure.lines("WARNING") and insecure.lines("accepting host key")
@@ -116,9 +116,43 @@ def logs_exist(pg_db):
     return pg_db.value("SELECT to_regclass('machine_logs') IS NOT NULL")
 
 
-def test_sftp_wrong_password_exit_3(inbox, pg_db, sftp_factory, host_key):
+def refused_once(result):
+    """One configuration line, no retries, no password: what a refusal that retrying cannot fix looks like."""
+    return (len(result.lines(" ERROR ")) == 1 and result.lines("ERROR datasync: configuration: ")
+            and not result.lines("attempt 1 of") and PASSWORD not in result.out)
+
+
+def test_ftp_refused_login_exit_2(inbox, pg_db, ftp_server):
+    result = run(pg_db, ftp_server, FTP_PASS="nope")
+    assert result.code == 2 and refused_once(result) and result.lines("refused the login: 530")
+
+
+def test_sftp_refused_login_exit_2(inbox, pg_db, sftp_factory, host_key):
     from datasync.ftp.remote import fingerprint_of
 
     server = sftp_factory()
     result = run(pg_db, server, **sftp_env(FTP_PASS="nope", SFTP_HOST_KEY=fingerprint_of(host_key)))
-    assert result.code == 3 and result.lines("refused the login")
+    assert result.code == 2 and refused_once(result) and result.lines("refused the login")
+
+
+@pytest.mark.parametrize("problem", ["not a key", "no passphrase", "wrong passphrase", "unreadable file"])
+def test_sftp_key_problems_exit_2(inbox, pg_db, sftp_factory, host_key, tmp_path, problem):
+    from datasync.ftp.remote import fingerprint_of
+
+    text, key = openssh_key("ed25519", passphrase="right one")
+    server = sftp_factory([key])
+    key_file = tmp_path / "id"
+    key_file.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n"
+                        if problem == "not a key" else text)
+    env = sftp_env(FTP_PASS="", SFTP_PRIVATE_KEY_FILE=str(key_file), SFTP_HOST_KEY=fingerprint_of(host_key))
+    if problem == "wrong passphrase":
+        env["SFTP_PRIVATE_KEY_PASSPHRASE"] = "wrong one"
+    if problem == "unreadable file":
+        env["SFTP_PRIVATE_KEY_FILE"] = str(tmp_path / "missing")
+    result = run(pg_db, server, **env)
+    expected = {"not a key": "SFTP_PRIVATE_KEY is not an Ed25519, ECDSA or RSA private key",
+                "no passphrase": "SFTP_PRIVATE_KEY is encrypted: set SFTP_PRIVATE_KEY_PASSPHRASE",
+                "wrong passphrase": "SFTP_PRIVATE_KEY_PASSPHRASE does not decrypt SFTP_PRIVATE_KEY",
+                "unreadable file": "SFTP_PRIVATE_KEY_FILE cannot read"}[problem]
+    assert result.code == 2 and refused_once(result) and result.lines(f"configuration: {expected}"), result.out
+    assert "right one" not in result.out

@@ -25,7 +25,8 @@ from io import StringIO
 
 import paramiko
 
-from ..errors import TableError, UnreachableError
+from ..errors import ConfigError, HostKeyRejected, TableError, UnreachableError
+from ..report import one_line
 from ..retry import with_retries
 
 log = logging.getLogger("datasync.ftp")
@@ -134,7 +135,7 @@ class FtpRemote(Remote):
         self.home = "/"
 
     def open(self):
-        self.ftp = with_retries(self._login, self.what, self.common, (OSError, EOFError, ftplib.error_temp))
+        self.ftp = with_retries(self._login, self.what, self.common, self.ERRORS, refused=self._refused)
         self.home = self._pwd()
         return self
 
@@ -149,18 +150,22 @@ class FtpRemote(Remote):
                 client.prot_p()
             client.set_pasv(s.passive)
             client.voidcmd("TYPE I")
-        except ftplib.error_perm as exc:
-            client.close()
-            raise UnreachableError(f"{self.what} refused the login: {_reason(exc)}") from exc
-        except ssl.SSLCertVerificationError as exc:
-            client.close()
-            raise UnreachableError(f"{self.what}: server certificate not trusted ({exc.verify_message}); set "
-                                   "FTPS_CA_FILE to the CA that signed it (FTPS_VERIFY=false skips the check)") from exc
         except BaseException:
             client.close()
             raise
         self.banner = client.welcome
         return client
+
+    def _refused(self, exc):
+        """What no retry can fix, as a ConfigError (exit 2): a refused login, an untrusted certificate."""
+        if isinstance(exc, ftplib.error_perm):
+            reason = one_line(exc)
+            what = "refused the login" if reason.startswith("530") else "refused the session"
+            return ConfigError(f"{self.what} {what}: {reason}")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ConfigError(f"{self.what}: server certificate not trusted ({exc.verify_message}); set "
+                               "FTPS_CA_FILE to the CA that signed it (FTPS_VERIFY=false skips the check)")
+        return None
 
     def _tls_context(self):
         if not self.settings.ftps_verify:
@@ -326,10 +331,6 @@ def _ftp_time(value):
         return None
 
 
-class HostKeyRejected(paramiko.SSHException):
-    pass
-
-
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Accept a host key that is not in known_hosts only if it matches the pin (or insecure mode)."""
 
@@ -348,6 +349,46 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         raise HostKeyRejected(f"host key {key.get_name()} {fingerprint} of {hostname} {where}")
 
 
+KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def load_private_key(text, passphrase):
+    """SFTP_PRIVATE_KEY (Ed25519, ECDSA or RSA; OpenSSH or PEM) as a paramiko key, None when unset.
+
+    A key that cannot be used is a ConfigError (exit 2) before anything is sent: not a key of
+    those types, encrypted without SFTP_PRIVATE_KEY_PASSPHRASE, or a passphrase that does not open it.
+    """
+    if not text:
+        return None
+    key = _parse_key(text, passphrase or None)
+    if key is not None:
+        return key
+    if _is_encrypted(text):
+        raise ConfigError("SFTP_PRIVATE_KEY_PASSPHRASE does not decrypt SFTP_PRIVATE_KEY" if passphrase
+                          else "SFTP_PRIVATE_KEY is encrypted: set SFTP_PRIVATE_KEY_PASSPHRASE")
+    raise ConfigError("SFTP_PRIVATE_KEY is not an Ed25519, ECDSA or RSA private key in OpenSSH or PEM form")
+
+
+def _parse_key(text, passphrase):
+    for kind in KEY_TYPES:
+        try:
+            return kind.from_private_key(StringIO(text), password=passphrase)
+        except (paramiko.SSHException, ValueError):  # PasswordRequiredException too
+            continue
+    return None
+
+
+def _is_encrypted(text):
+    for kind in KEY_TYPES:
+        try:
+            kind.from_private_key(StringIO(text))
+        except paramiko.PasswordRequiredException:
+            return True
+        except (paramiko.SSHException, ValueError):
+            continue
+    return False
+
+
 def fingerprint_of(key):
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
@@ -364,7 +405,9 @@ class SftpRemote(Remote):
         self.home = "/"
 
     def open(self):
-        self.client = with_retries(self._login, self.what, self.common, (OSError, EOFError, paramiko.SSHException))
+        key = load_private_key(self.settings.sftp_private_key.value, self.settings.sftp_private_key_passphrase.value)
+        self.client = with_retries(lambda: self._login(key), self.what, self.common, self.ERRORS,
+                                   refused=self._refused)
         try:
             self.sftp = self.client.open_sftp()
             self.home = self.sftp.normalize(".")
@@ -373,41 +416,31 @@ class SftpRemote(Remote):
             raise UnreachableError(f"{self.what}: cannot start SFTP: {_reason(exc)}") from exc
         return self
 
-    def _login(self):
+    def _login(self, key):
         s = self.settings
         client = paramiko.SSHClient()
         if s.sftp_known_hosts:
             client.load_host_keys(s.sftp_known_hosts)
         client.set_missing_host_key_policy(HostKeyPolicy(s))
         try:
-            client.connect(s.host, s.port, username=s.user, password=s.password.value or None, pkey=self._key(),
+            client.connect(s.host, s.port, username=s.user, password=s.password.value or None, pkey=key,
                            timeout=self.common.connect_timeout, banner_timeout=self.common.connect_timeout,
                            auth_timeout=self.common.connect_timeout, allow_agent=False, look_for_keys=False)
-        except (HostKeyRejected, paramiko.BadHostKeyException) as exc:
+        except HostKeyRejected as exc:
             client.close()
-            raise UnreachableError(f"refusing {self.what}: {_reason(exc)}") from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise UnreachableError(f"{self.what} refused the login: {_reason(exc)}") from exc
+            raise HostKeyRejected(f"refusing {self.what}: {exc}") from None
         except BaseException:
             client.close()
             raise
         return client
 
-    def _key(self):
-        text = self.settings.sftp_private_key.value
-        if not text:
-            return None
-        passphrase = self.settings.sftp_private_key_passphrase.value or None
-        for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-            try:
-                return kind.from_private_key(StringIO(text), password=passphrase)
-            except paramiko.PasswordRequiredException as exc:
-                raise UnreachableError("SFTP_PRIVATE_KEY is encrypted: set SFTP_PRIVATE_KEY_PASSPHRASE") from exc
-            except (paramiko.SSHException, ValueError):
-                continue
-        raise UnreachableError("SFTP_PRIVATE_KEY is not an Ed25519, ECDSA or RSA private key "
-                               "(or SFTP_PRIVATE_KEY_PASSPHRASE is wrong)")
+    def _refused(self, exc):
+        """What no retry can fix, as a ConfigError (exit 2): a refused login, a host key that changed."""
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyRejected(f"refusing {self.what}: {_reason(exc)}")
+        if isinstance(exc, paramiko.AuthenticationException):
+            return ConfigError(f"{self.what} refused the login: {_reason(exc)}")
+        return None
 
     def version(self):
         transport = self.client.get_transport()
