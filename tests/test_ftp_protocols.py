@@ -112,6 +112,22 @@ def test_sftp_unknown_or_wrong_host_key_refused(inbox, pg_db, sftp_factory, host
     assert PASSWORD not in unknown.out + wrong.out + insecure.out
 
 
+def test_sftp_changed_host_key_shows_both_fingerprints(inbox, pg_db, sftp_factory, host_key, tmp_path):
+    from datasync.ftp.remote import fingerprint_of
+
+    server = sftp_factory()
+    inbox.put("a.log", "x\n")
+    old = openssh_key("ed25519")[1]  # what known_hosts remembers for the server
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{server.port} {old.get_name()} {old.get_base64()}\n")
+    result = run(pg_db, server, **sftp_env(SFTP_KNOWN_HOSTS=str(known)))
+    assert result.code == 2 and refused_once(result)
+    assert result.lines(f"its host key changed: it shows ssh-ed25519 {fingerprint_of(host_key)}, SFTP_KNOWN_HOSTS "
+                        f"has ssh-ed25519 {fingerprint_of(old)} (if the server's key was replaced")
+    assert host_key.get_base64() not in result.out and old.get_base64() not in result.out
+    assert not logs_exist(pg_db) and inbox.files() == ["a.log"]
+
+
 def logs_exist(pg_db):
     return pg_db.value("SELECT to_regclass('machine_logs') IS NOT NULL")
 

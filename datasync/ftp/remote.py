@@ -437,7 +437,10 @@ class SftpRemote(Remote):
     def _refused(self, exc):
         """What no retry can fix, as a ConfigError (exit 2): a refused login, a host key that changed."""
         if isinstance(exc, paramiko.BadHostKeyException):
-            return HostKeyRejected(f"refusing {self.what}: {_reason(exc)}")
+            return HostKeyRejected(
+                f"refusing {self.what}: its host key changed: it shows {exc.key.get_name()} {fingerprint_of(exc.key)}, "
+                f"SFTP_KNOWN_HOSTS has {exc.expected_key.get_name()} {fingerprint_of(exc.expected_key)} "
+                "(if the server's key was replaced on purpose, update SFTP_KNOWN_HOSTS)")
         if isinstance(exc, paramiko.AuthenticationException):
             return ConfigError(f"{self.what} refused the login: {_reason(exc)}")
         return None
