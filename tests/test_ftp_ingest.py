@@ -222,6 +222,19 @@ def test_dry_run_changes_nothing_and_status(inbox, ingest, pg_db):
     assert ingest("--help").out.count("--dry-run") >= 1
 
 
+def test_empty_file_is_loaded_once_and_then_unchanged(inbox, ingest, pg_db):
+    inbox.put("empty.log", b"")
+    assert ingest().lines("files: 1 seen, 1 loaded, 0 unchanged")
+    assert ledger(pg_db, "/empty.log")["status"] == "loaded"
+    dry = ingest("--dry-run")
+    assert [line.split()[-1] for line in dry.out.splitlines() if line.startswith("/empty.log")] == ["unchanged"]
+    assert ingest().lines("files: 1 seen, 0 loaded, 1 unchanged")
+    inbox.append("empty.log", "2024-03-01 08:00:00 INFO first line\n")
+    grown = ingest()
+    assert grown.lines("/empty.log: resumed, version 1, lines 1-1: 1 loaded")
+    assert [pick(r, "line_no", "message") for r in logs(pg_db)] == [(1, "first line")]
+
+
 def test_configuration_errors_exit_2(pg_db, ftp_server):
     env = ftp_base_env(pg_db, ftp_server, LOG_FORMAT="regex", LOG_ENCODING="utf-16", LOG_TIMEZONE="Mars/Base",
                        SFTP_HOST_KEY="md5:aa", FTP_PROTOCOL="gopher")

@@ -241,8 +241,6 @@ def decide(job, f, known) -> Decision:
     version = known["version"]
     if known["status"] in ("deleted", "archived"):
         return Decision("load", "new", version + 1)
-    if known["offset_loaded"] == 0 and known["head_length"] == 0:
-        return Decision("load", "new", version)  # only failures recorded so far
     if f.size < known["offset_loaded"]:
         return new_version(f, known, f"shrank from {known['size']} to {f.size} bytes")
     if f.size == known["size"] and f.mtime == known["mtime"]:
