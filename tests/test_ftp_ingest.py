@@ -235,6 +235,18 @@ def test_empty_file_is_loaded_once_and_then_unchanged(inbox, ingest, pg_db):
     assert [pick(r, "line_no", "message") for r in logs(pg_db)] == [(1, "first line")]
 
 
+def test_control_characters_in_names_are_escaped_in_logs_and_commands(inbox, ingest, pg_db):
+    inbox.put("\x1b[31mred\x07.log", "2024-03-01 08:00:00 INFO coloured name\n")
+    result = ingest()
+    assert result.code == 0, result.out
+    assert result.lines("/\\x1b[31mred\\x07.log: new, version 1, lines 1-1: 1 loaded")
+    assert [r["source_file"] for r in logs(pg_db)] == ["/\x1b[31mred\x07.log"]  # stored as it is
+    for command in ("--status", "--dry-run"):
+        out = ingest(command).out
+        assert "/\\x1b[31mred\\x07.log" in out and "\x1b" not in out and "\x07" not in out, command
+    assert "\x1b" not in result.out and "\x07" not in result.out
+
+
 def test_configuration_errors_exit_2(pg_db, ftp_server):
     env = ftp_base_env(pg_db, ftp_server, LOG_FORMAT="regex", LOG_ENCODING="utf-16", LOG_TIMEZONE="Mars/Base",
                        SFTP_HOST_KEY="md5:aa", FTP_PROTOCOL="gopher")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import ftp_base_env, run_service
@@ -126,6 +128,27 @@ def test_sftp_changed_host_key_shows_both_fingerprints(inbox, pg_db, sftp_factor
                         f"has ssh-ed25519 {fingerprint_of(old)} (if the server's key was replaced")
     assert host_key.get_base64() not in result.out and old.get_base64() not in result.out
     assert not logs_exist(pg_db) and inbox.files() == ["a.log"]
+
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) [\w.]+: ")
+
+
+def test_sftp_name_with_line_break_cannot_forge_a_log_line(inbox, pg_db, sftp_factory, host_key):
+    from datasync.ftp.remote import fingerprint_of
+
+    server = sftp_factory()
+    forged = "2024-03-01 08:00:00,000 ERROR datasync: forged"
+    inbox.put(f"evil\n{forged}.log", "x\n")
+    inbox.put("good.log", "y\n")
+    env = sftp_env(SFTP_HOST_KEY=fingerprint_of(host_key))
+    result = run(pg_db, server, **env)
+    assert result.code == 1, result.out
+    assert all(LOG_LINE.match(line) for line in result.out.splitlines()), result.out
+    assert result.lines(f"/evil\\n{forged}.log: file name contains a line break or NUL; not loaded")
+    assert [r["source_file"] for r in logs(pg_db)] == ["/good.log"]
+    dry = run_service("ftp_log_service.py", ftp_base_env(pg_db, server, **env), "--dry-run")
+    assert [line for line in dry.out.splitlines() if "forged" in line] == [
+        line for line in dry.out.splitlines() if line.startswith("/evil\\n2024")]
 
 
 def logs_exist(pg_db):

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 from .. import postgres, runlog, state
 from ..errors import EXIT_OK
-from ..report import format_table, runs_table
+from ..report import escape_controls, format_table, runs_table
 from . import remote as remotes
 from .ingest import APPLICATION, SERVICE, Job, decide, listing, removable
 
 
 def status(settings):
-    """Print the last runs and the most recent files of the ledger."""
+    """Print the last runs and the most recent files of the ledger (control characters in names escaped)."""
     pg = postgres.connect(settings.postgres, settings.common, APPLICATION)
     schema = settings.postgres.state_schema
     try:
@@ -24,15 +24,16 @@ def status(settings):
         files = state.recent_files(pg, schema, settings.ftp.url)
         print(format_table(
             ["file", "ver", "status", "bytes loaded", "size", "lines", "rejected", "last loaded", "deleted", "error"],
-            [[f["remote_path"], f["version"], f["status"], f["offset_loaded"], f["size"], f["lines_loaded"],
-              f["lines_rejected"], f["last_loaded"], f["deleted_at"], f["last_error"]] for f in files]))
+            [[escape_controls(f["remote_path"]), f["version"], f["status"], f["offset_loaded"], f["size"],
+              f["lines_loaded"], f["lines_rejected"], f["last_loaded"], f["deleted_at"], f["last_error"]]
+             for f in files]))
         return EXIT_OK
     finally:
         pg.close()
 
 
 def dry_run(settings):
-    """List every matching file and what a run would do with it; change nothing anywhere."""
+    """List every matching file and what a run would do with it (names escaped); change nothing anywhere."""
     run = runlog.Run(settings, SERVICE, APPLICATION)
     run.pg = run.connect()
     job = Job(settings, run)
@@ -51,7 +52,7 @@ def dry_run(settings):
                 plan += f", then {remove}"
             elif settings.ftp.delete_after_sync and d.action == "load":
                 plan += f", then {remove} if every line is complete"
-            rows.append([f.path, f.size, f.mtime and round((now - f.mtime).total_seconds()), plan])
+            rows.append([escape_controls(f.path), f.size, f.mtime and round((now - f.mtime).total_seconds()), plan])
         print(format_table(["file", "size", "age s", "this run would"], rows))
         return EXIT_OK
     finally:
