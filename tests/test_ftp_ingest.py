@@ -275,16 +275,3 @@ def test_unreachable_server_exit_3_without_password(pg_db, protocol):
     result = run_service("ftp_log_service.py", env)
     assert result.code == 3 and result.lines("cannot connect to") and result.lines("after 2 attempt(s)")
     assert PASSWORD not in result.out
-
-
-def test_archive_paths_stay_inside_the_archive():
-    from types import SimpleNamespace
-
-    from datasync.ftp.remote import Remote, TransferError
-
-    remote = Remote(SimpleNamespace(protocol="ftp", host="h", port=21, user="u", remote_dir="in",
-                                    archive_dir="/archive"), None)
-    remote.home = "/home/plant"
-    assert remote.archive_path("/home/plant/in/a b/..c.log") == "/archive/a b/..c.log"
-    with pytest.raises(TransferError, match="refusing to archive outside /archive"):
-        remote.archive_path("/home/plant/elsewhere/x.log")
