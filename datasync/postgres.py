@@ -148,9 +148,16 @@ def copy_in(conn, table_sql, columns, chunks, options=""):
 
 
 def is_connection_error(exc):
-    """True for errors that mean the connection is gone rather than the data was bad."""
-    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or (
-        getattr(exc, "pgcode", None) or "").startswith(("08", "57P"))
+    """True for errors that mean the connection is gone rather than the data was bad.
+
+    An error the server reports with an SQLSTATE is a lost connection only in class 08 or as
+    57P (shutdown, terminated): psycopg2 also files a lock timeout (55P03) and a cancelled
+    statement (57014) under OperationalError, and neither loses the connection.
+    """
+    code = getattr(exc, "pgcode", None)
+    if code:
+        return code.startswith(("08", "57P"))
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
 def reopen(conn, pg, common, application_name):
