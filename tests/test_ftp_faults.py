@@ -68,15 +68,73 @@ def test_postgres_down_deletes_nothing(inbox, ingest):
     assert "pg-s3cret" not in result.out and PASSWORD not in result.out
 
 
-def test_postgres_connection_lost_mid_copy_stops_the_run(inbox, pg_db, ftp_server):
+def copying_backend(pg_db, other_than=None):
+    """The pid of the service's session while it COPYs (not ``other_than``), or None."""
+    found = pg_db.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'datasync ftp_log' AND "
+                        "state = 'active' AND query LIKE 'COPY%%' AND pid <> %s", (other_than or 0,))
+    return found[0][0] if found else None
+
+
+def terminate_copy(pg_db, other_than=None):
+    """Wait until the service COPYs (in a session other than ``other_than``), kill that session; its pid."""
+    wait_for(lambda: copying_backend(pg_db, other_than), what="the COPY")
+    pid = copying_backend(pg_db, other_than)
+    pg_db.query("SELECT pg_terminate_backend(%s)", (pid,))
+    return pid
+
+
+def test_postgres_connection_lost_mid_copy_is_retried_once(inbox, pg_db, ftp_server):
     big_log(inbox, "a.log", 400_000)
     inbox.put("b.log", "x\n")
     proc = start(ftp_base_env(pg_db, ftp_server, DELETE_AFTER_SYNC="true"))
-    wait_for(copying(pg_db), what="the COPY")
-    pg_db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'datasync ftp_log'")
+    terminate_copy(pg_db)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 3 and "PostgreSQL connection lost while loading /a.log" in out
-    assert inbox.files() == ["a.log", "b.log"] and not logs(pg_db)
+    assert proc.returncode == 0, out
+    assert [line for line in out.splitlines() if "reconnecting and trying again" in line][0].split(" WARNING ")[1] \
+        .startswith("datasync: /a.log: PostgreSQL connection lost: ")
+    assert "/a.log: new, version 1, lines 1-400000: 400000 loaded" in out
+    assert pg_db.query("SELECT count(*), count(DISTINCT line_no) FROM machine_logs WHERE source_file = '/a.log'")[0] \
+        == (400_000, 400_000)
+    assert len(logs(pg_db, "source_file = '/b.log'")) == 1 and inbox.files() == []
+
+
+def test_postgres_connection_lost_twice_stops_the_run(inbox, pg_db, ftp_server):
+    big_log(inbox, "a.log", 400_000)
+    inbox.put("b.log", "x\n")
+    proc = start(ftp_base_env(pg_db, ftp_server, DELETE_AFTER_SYNC="true"))
+    terminate_copy(pg_db, other_than=terminate_copy(pg_db))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out
+    assert "/a.log: PostgreSQL connection lost: " in out and "(twice); the next run tries again" in out
+    assert inbox.files() == ["a.log", "b.log"] and not logs(pg_db) and ledger(pg_db, "/a.log") is None
+    assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "unreachable"
+
+
+def hold(pg_db, *statements):
+    """A session of the test that ran ``statements`` in an open transaction (holding their locks)."""
+    conn = pg_db.connect()
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    return conn
+
+
+def test_copy_waiting_past_lock_timeout_fails_that_file_alone(inbox, ingest, pg_db):
+    assert ingest().code == 0  # the tables exist
+    inbox.put("a.log", "one\n")
+    inbox.put("b.log", "two\n")
+    holder = hold(pg_db, "LOCK TABLE machine_logs IN SHARE MODE")
+    try:
+        blocked = ingest(LOCK_TIMEOUT="1", DELETE_AFTER_SYNC="true")
+    finally:
+        holder.close()
+    assert blocked.code == 1, blocked.out
+    for path in ("/a.log", "/b.log"):
+        assert blocked.lines(f"{path}: waited LOCK_TIMEOUT for a PostgreSQL lock: ")
+    assert blocked.lines("files: 2 seen, 0 loaded") and blocked.lines("2 failed")
+    assert not logs(pg_db) and inbox.files() == ["a.log", "b.log"]
+    again = ingest(DELETE_AFTER_SYNC="true")
+    assert again.code == 0 and [r["message"] for r in logs(pg_db)] == ["one", "two"] and inbox.files() == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

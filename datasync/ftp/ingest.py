@@ -9,7 +9,8 @@
       the summary line
 
 A failure is confined to its file: it is logged, noted in the ledger, and the next run tries
-again; nothing of the failed attempt was committed.
+again; nothing of the failed attempt was committed.  A PostgreSQL connection lost mid-file is
+re-opened and the file tried once more; a second loss ends the run (exit 3).
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-import psycopg2
-
 from .. import postgres, runlog
 from ..config import FtpLogSettings
-from ..errors import EXIT_FAILED, EXIT_OK, FileError, UnreachableError
-from ..report import one_line
+from ..errors import EXIT_FAILED, EXIT_OK, ItemError
 from . import APPLICATION, SERVICE
 from . import remote as remotes
 from .ledger import HEAD_BYTES, Ledger, decide
@@ -107,20 +105,22 @@ def ingest(job):
 
 
 def handle(job, f):
-    """Decide, load and remove one file; a failure is confined to it."""
+    """Decide, load and remove one file; a failure is confined to it.
+
+    Each step runs in ``run.attempt``: whatever fails is rolled back, a lost PostgreSQL
+    connection is re-opened (and the server's too) and the step tried once more, and driver
+    errors arrive as ItemError -- a lock wait past LOCK_TIMEOUT too.
+    """
     started = time.monotonic()
     try:
         remotes.check_name(f.path)
-        result = decide_and_load(job, f)
+        result = job.run.attempt(f.path, lambda: decide_and_load(job, f), on_reconnect=job.remote.reopen)
         if removable(job.settings.ftp, job.ledger.get(f.path), f):
-            result.removed = remove(job.remote, job.ledger, job.settings.ftp, f)
+            result.removed = job.run.attempt(f.path, lambda: remove(job.remote, job.ledger, job.settings.ftp, f),
+                                             on_reconnect=job.remote.reopen)
         return result
-    except FileError as exc:
+    except ItemError as exc:
         return failed(job, f, str(exc), started)
-    except psycopg2.Error as exc:
-        if postgres.is_connection_error(exc):
-            raise UnreachableError(f"PostgreSQL connection lost while loading {f.path}: {one_line(exc)}") from exc
-        return failed(job, f, f"PostgreSQL: {one_line(exc)}", started)
 
 
 def decide_and_load(job, f):
@@ -140,7 +140,10 @@ def decide_and_load(job, f):
 def failed(job, f, error, started):
     """Log and note a failed file; log in to the server afresh (an abandoned transfer leaves it out of step)."""
     log.error("%s: %s; nothing from this attempt was kept, the next run tries again", f.path, error)
-    job.ledger.note(f.path, last_error=error, last_run_id=job.run.id)
+    try:
+        job.run.attempt(f.path, lambda: job.ledger.note(f.path, last_error=error, last_run_id=job.run.id))
+    except ItemError as exc:
+        log.warning("%s: could not note the failure in the ledger: %s", f.path, exc)
     job.remote.reopen()
     return FileResult(f.path, "failed", "failed", seconds=time.monotonic() - started, error=error)
 
