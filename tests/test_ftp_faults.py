@@ -68,6 +68,32 @@ def test_postgres_down_deletes_nothing(inbox, ingest):
     assert "pg-s3cret" not in result.out and PASSWORD not in result.out
 
 
+def test_file_deleted_after_the_listing_is_counted_as_gone_not_failed(inbox, ingest, pg_db, ftp_server):
+    inbox.put("a.log", "lost\n")
+    inbox.put("b.log", "kept\n")
+    ftp_server.hooks["RETR"] = lambda path: path.endswith("a.log") and os.remove(path)  # gone when fetched
+    result = ingest(DELETE_AFTER_SYNC="true")
+    assert result.code == 0, result.out
+    assert result.lines("/a.log: gone from the server since the listing (deleted or moved); nothing to load")
+    assert result.lines("files: 2 seen, 1 loaded, 0 unchanged, 0 too young, 1 gone, 1 deleted or archived, 0 failed")
+    assert not result.lines("ERROR") and not result.lines("next run tries again")
+    assert ledger(pg_db, "/a.log") is None and [r["message"] for r in logs(pg_db)] == ["kept"]
+    assert pg_db.value("SELECT status FROM datasync.runs") == "ok"
+
+
+def test_sftp_file_deleted_after_the_listing_is_gone(inbox, pg_db):
+    server = SftpServer(inbox.root, openssh_key("ed25519")[1])
+    try:
+        inbox.put("a.log", "lost\n")
+        server.hooks["open"] = lambda path: path.endswith("a.log") and os.remove(path)
+        result = run_service("ftp_log_service.py", ftp_base_env(pg_db, server, FTP_PROTOCOL="sftp",
+                                                                SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true"))
+    finally:
+        server.stop()
+    assert result.code == 0, result.out
+    assert result.lines("/a.log: gone from the server since the listing") and result.lines("1 gone")
+
+
 def copying_backend(pg_db, other_than=None):
     """The pid of the service's session while it COPYs (not ``other_than``), or None."""
     found = pg_db.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'datasync ftp_log' AND "

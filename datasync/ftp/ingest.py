@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from .. import postgres, runlog
 from ..config import FtpLogSettings
-from ..errors import EXIT_FAILED, EXIT_OK, ItemError
+from ..errors import EXIT_FAILED, EXIT_OK, ItemError, TransferError
 from . import APPLICATION, SERVICE
 from . import remote as remotes
-from .ledger import HEAD_BYTES, Ledger, decide
+from .ledger import HEAD_BYTES, LOADS, Ledger, decide
 from .load import load_file
 from .remove import removable, remove
 from .rows import create_tables
@@ -55,7 +55,7 @@ class FileResult:
     """One file's line in the run's details and summary."""
 
     path: str
-    action: str                # young, unchanged, new, resumed, rewritten, failed
+    action: str                # young, unchanged, new, resumed, rewritten, gone, failed
     status: str = "ok"         # ok, partial, failed
     loaded: int = 0
     rejected: int = 0
@@ -120,6 +120,9 @@ def handle(job, f):
                                              on_reconnect=job.remote.reopen)
         return result
     except ItemError as exc:
+        job.remote.reopen()  # an abandoned transfer leaves the connection out of step
+        if isinstance(exc, TransferError) and vanished(job.remote, f.path):
+            return gone(f)
         return failed(job, f, str(exc), started)
 
 
@@ -137,14 +140,27 @@ def decide_and_load(job, f):
                       loaded.rejected, loaded.received, time.monotonic() - started)
 
 
+def vanished(remote, path):
+    """True when ``path``, whose transfer failed, is no longer on the server."""
+    try:
+        return remote.stat(path) is None
+    except TransferError:
+        return False
+
+
+def gone(f):
+    """A file that could not be read because it is no longer there: someone deleted or moved it."""
+    log.info("%s: gone from the server since the listing (deleted or moved); nothing to load", f.path)
+    return FileResult(f.path, "gone")
+
+
 def failed(job, f, error, started):
-    """Log and note a failed file; log in to the server afresh (an abandoned transfer leaves it out of step)."""
+    """Log a failed file and note it in the ledger; the next run tries again."""
     log.error("%s: %s; nothing from this attempt was kept, the next run tries again", f.path, error)
     try:
         job.run.attempt(f.path, lambda: job.ledger.note(f.path, last_error=error, last_run_id=job.run.id))
     except ItemError as exc:
         log.warning("%s: could not note the failure in the ledger: %s", f.path, exc)
-    job.remote.reopen()
     return FileResult(f.path, "failed", "failed", seconds=time.monotonic() - started, error=error)
 
 
@@ -153,9 +169,9 @@ def summary(results, seconds):
     count = {}
     for r in results:
         count[r.action] = count.get(r.action, 0) + 1
-    loaded = sum(r.status in ("ok", "partial") and r.action not in ("unchanged", "young") for r in results)
-    log.info("files: %s seen, %s loaded, %s unchanged, %s too young, %s deleted or archived, %s failed; "
+    loaded = sum(r.action in LOADS for r in results)
+    log.info("files: %s seen, %s loaded, %s unchanged, %s too young, %s gone, %s deleted or archived, %s failed; "
              "lines: %s loaded, %s rejected; %s bytes in %.1fs",
-             len(results), loaded, count.get("unchanged", 0), count.get("young", 0),
+             len(results), loaded, count.get("unchanged", 0), count.get("young", 0), count.get("gone", 0),
              sum(r.removed in ("deleted", "archived") for r in results), count.get("failed", 0),
              sum(r.loaded for r in results), sum(r.rejected for r in results), sum(r.bytes for r in results), seconds)
