@@ -10,7 +10,7 @@ import pytest
 from tests import servers
 from tests.conftest import ftp_base_env, run_service
 from tests.helpers import backend_waiting, ledger, logs, start_service, wait_for
-from tests.remote_servers import PASSWORD, SftpServer, openssh_key
+from tests.remote_servers import PASSWORD, FtpServer, SftpServer, openssh_key
 
 LINE = "2024-03-01 08:00:00 INFO spindle speed within tolerance, cycle {:07d}\n"
 
@@ -92,6 +92,48 @@ def test_sftp_file_deleted_after_the_listing_is_gone(inbox, pg_db):
         server.stop()
     assert result.code == 0, result.out
     assert result.lines("/a.log: gone from the server since the listing") and result.lines("1 gone")
+
+
+def append_once(path, text):
+    """A hook for the test server: append ``text`` to the file at ``path`` the first time it runs."""
+    done = []
+
+    def hook(real_path):
+        if not done and real_path == str(path):
+            done.append(True)
+            with open(real_path, "a") as handle:
+                handle.write(text)
+    return hook
+
+
+@pytest.mark.parametrize("server_kind, archive", [("ftp", False), ("ftp", True), ("ftp without MLST", False),
+                                                  ("sftp", False), ("sftp", True)])
+def test_line_appended_after_the_load_is_not_deleted_unloaded(inbox, pg_db, server_kind, archive):
+    path = inbox.put("press01/a.log", "2024-03-01 08:00:00 INFO one\n2024-03-01 08:00:01 INFO two\n")
+    if server_kind == "sftp":
+        server, extra = SftpServer(inbox.root, openssh_key("ed25519")[1]), dict(
+            FTP_PROTOCOL="sftp", SFTP_INSECURE_ACCEPT_ANY_HOST_KEY="true")
+    else:
+        server, extra = FtpServer(inbox.root, mlsd=server_kind == "ftp"), {}
+    env = ftp_base_env(pg_db, server, DELETE_AFTER_SYNC="true", **extra,
+                       **({"FTP_ARCHIVE_DIR": "/archive"} if archive else {}))
+    # the machine writes a line once the whole file was sent: after the listing and the load, before the delete
+    server.hooks["sent"] = append_once(path, "2024-03-01 08:00:02 INFO three\n")
+    try:
+        first = run_service("ftp_log_service.py", env)
+        assert first.code == 0, first.out
+        assert first.lines("/press01/a.log: new, version 1, lines 1-2: 2 loaded")
+        assert first.lines("/press01/a.log: changed since it was loaded (58 bytes")
+        assert first.lines("not removed, the next run loads the rest") and first.lines("0 deleted or archived")
+        assert inbox.files() == ["press01/a.log"]
+        inbox.age("press01/a.log", 3600)
+        second = run_service("ftp_log_service.py", env)
+    finally:
+        server.stop()
+    assert second.code == 0, second.out
+    assert second.lines("/press01/a.log: resumed, version 1, lines 3-3: 1 loaded")
+    assert [r["message"] for r in logs(pg_db)] == ["one", "two", "three"]
+    assert inbox.files() == (["archive/press01/a.log"] if archive else [])
 
 
 def copying_backend(pg_db, other_than=None):

@@ -135,7 +135,11 @@ class FtpRemote(Remote):
                 yield path, "dir", 0, None
 
     def stat(self, path):
-        """The file as the server sees it now (MLST, else SIZE + MDTM), or None when there is no such file."""
+        """The file as the server sees it now (MLST, else MDTM + SIZE), or None when there is no such file.
+
+        One command where the server has MLST; else the size is asked last, so that right
+        before a delete the answer is as fresh as the protocol allows.
+        """
         with translated("cannot read its size and time"):
             if self.mlst:
                 try:
@@ -145,7 +149,7 @@ class FtpRemote(Remote):
                         raise
                     self.mlst = False
             self.ftp.voidcmd("TYPE I")
-            return self._size_and_time(check_name(path))
+            return self._time_and_size(check_name(path))
 
     def _mlst(self, path):
         try:
@@ -160,6 +164,13 @@ class FtpRemote(Remote):
         if facts.get("type", "").lower() != "file":
             return None
         return RemoteFile(path, int(facts.get("size") or 0), _ftp_time(facts.get("modify")))
+
+    def _time_and_size(self, path):
+        try:
+            mtime = _ftp_time(self.ftp.voidcmd(f"MDTM {path}")[4:].strip())
+            return RemoteFile(path, self.ftp.size(path), mtime)
+        except ftplib.error_perm:  # 550: no such file, or not a regular file
+            return None
 
     def _size_and_time(self, path):
         """SIZE and MDTM (in binary mode); None when SIZE is refused: not a regular file, or none at all."""
