@@ -69,6 +69,18 @@ def test_growing_file_resumes_at_offset_and_waits_for_newline(inbox, ingest, pg_
         "loaded", (inbox.root / "press01/today.csv").stat().st_size)
 
 
+def test_small_file_growing_over_several_runs_stays_one_version(inbox, ingest, pg_db):
+    """A file shorter than the fingerprinted head grows over three runs: always resumed, every line once."""
+    content = ""
+    for part in ("2024-03-01 one\ntw", "o\nthree\nfo", "ur\n"):
+        content += part
+        inbox.put("small.log", content)
+        result = ingest()
+        assert result.code == 0 and not result.lines("treated as a new file"), result.out
+    assert [pick(r, "file_version", "message") for r in logs(pg_db)] == [
+        (1, "2024-03-01 one"), (1, "two"), (1, "three"), (1, "four")]
+
+
 def test_server_without_rest_still_resumes_without_duplicates(inbox, pg_db):
     inbox.put("a.log", "one\ntw")
     server = FtpServer(inbox.root, rest=False)

@@ -87,10 +87,17 @@ class Download:
 
     def chunks(self):
         for chunk in self.stream:
-            if len(self.head) < HEAD_BYTES and self.offset + self.received < HEAD_BYTES:
-                self.head += chunk[:HEAD_BYTES - len(self.head)]
+            if len(self.head) < HEAD_BYTES:
+                self._keep_head(self.offset + self.received, chunk)
             self.received += len(chunk)
             yield chunk
+
+    def _keep_head(self, position, chunk):
+        """Extend the head with the bytes of ``chunk`` (which starts at byte ``position`` of the file)
+        that follow it: a resumed download starts after bytes the head may already hold."""
+        start = len(self.head) - position
+        if 0 <= start < len(chunk):
+            self.head += chunk[start:start + HEAD_BYTES - len(self.head)]
 
     def close(self):
         """End the transfer now, finished or not (an abandoned FTP download closes its connection)."""
