@@ -16,7 +16,7 @@ import zlib
 
 from ..errors import FileError
 
-REJECT_KEEP = 65536  # bytes of an over-long line kept (decoded) in the rejects table
+REJECT_KEEP = 65536  # bytes of an over-long line kept (decoded) in the rejects table, at most
 GZIP_OUT = 1 << 20   # the most bytes one inflate step may produce (bounded memory for zip bombs)
 
 
@@ -69,6 +69,7 @@ class Lines:
 
     def __init__(self, encoding, fallback, max_bytes, first_line_no=1):
         self.encoding, self.fallback, self.max_bytes = encoding, fallback, max_bytes
+        self.keep = min(REJECT_KEEP, max_bytes)  # bytes of an over-long line kept: always at hand when it is cut
         self.line_no = first_line_no    # the number the next line gets
         self.consumed = 0
         self.fallback_lines = 0         # lines read as the fallback encoding (the run reports them)
@@ -122,20 +123,24 @@ class Lines:
             self.skipping, self.skipped, self.pending = self._too_long(data), len(data), b""
 
     def _too_long(self, raw):
-        text = raw[:REJECT_KEEP].decode(self.encoding, "replace")
-        return BadLine(f"line longer than {self.max_bytes} bytes (first {REJECT_KEEP} characters kept)",
+        text = raw[:self.keep].decode(self.encoding, "replace")
+        return BadLine(f"line longer than {self.max_bytes} bytes (first {self.keep} characters kept)",
                        _printable(text))
 
     def decode(self, block):
         """The lines of ``block`` (complete lines joined by b"\\n", without the last newline) as text.
 
         The fast path decodes the whole block at once; a block that is not valid in the
-        encoding is taken line by line.
+        encoding, or long enough to hold an over-long line, is taken line by line.
         """
-        try:
-            texts = block.decode(self.encoding).split("\n")
-        except UnicodeDecodeError:
-            texts = [self._decode_line(raw) for raw in block.split(b"\n")]
+        if len(block) > self.max_bytes and max(map(len, block.split(b"\n"))) > self.max_bytes:
+            texts = [self._too_long(raw) if len(raw) > self.max_bytes else self._decode_line(raw)
+                     for raw in block.split(b"\n")]  # a line over the limit came within one chunk
+        else:
+            try:
+                texts = block.decode(self.encoding).split("\n")
+            except UnicodeDecodeError:
+                texts = [self._decode_line(raw) for raw in block.split(b"\n")]
         if b"\r" in block:
             texts = [t[:-1] if type(t) is str and t.endswith("\r") else t for t in texts]
         if self.line_no == 1 and texts and type(texts[0]) is str:
