@@ -281,6 +281,22 @@ def test_json_fields_keep_types_and_escapes(inbox, ingest, pg_db):
     assert rejects(pg_db)[0]["reason"].startswith("JSON: contains \\u0000")
 
 
+def test_values_postgresql_or_python_cannot_take_never_fail_or_stall_a_file(inbox, ingest, pg_db):
+    inbox.put("sensor.jsonl", '{"ts": "2024-03-01T08:00:00Z", "temp": NaN}\n{"ts": 1e999, "msg": "huge"}\n'
+              '{"ts": "2024-W10-5", "msg": "week date", "v": 0.1000000000000000055511151231257827}\n')
+    inbox.put("ids.csv", "timestamp;message\n" + "9" * 400 + ";an id, not a time\n")
+    result = ingest()
+    assert result.code == 0, result.out
+    assert [(r["line_no"], r["reason"]) for r in rejects(pg_db)] == [
+        (1, "JSON: NaN is not a JSON number (PostgreSQL's jsonb cannot hold it)")]
+    rows = {(r["source_file"], r["line_no"]): r for r in logs(pg_db)}
+    assert pick(rows[("/sensor.jsonl", 2)], "logged_at", "message") == (None, "huge")
+    assert pick(rows[("/sensor.jsonl", 3)], "logged_at", "message") == ("2024-03-08 00:00:00+00", "week date")
+    assert pg_db.value("SELECT fields->>'v' FROM machine_logs WHERE line_no = 3") == \
+        "0.1000000000000000055511151231257827"  # as written, not as a double
+    assert pick(rows[("/ids.csv", 2)], "logged_at", "message") == (None, "an id, not a time")
+
+
 @pytest.mark.parametrize("protocol", ["ftp", "ftps"])
 def test_unreachable_server_exit_3_without_password(pg_db, protocol):
     env = ftp_base_env(pg_db, type("S", (), {"host": "127.0.0.1", "port": 1})(), FTP_PROTOCOL=protocol)

@@ -149,10 +149,11 @@ class LineRows:
             return None
         if self.parser is None and self.choose_parser(text):
             return None
+        parser = self.parser
         try:
-            if self.parser.keys is not None:
-                return self.writer.csv_row(line_no, text, self.parser.fields(text), self.parser.keys)
-            return self.writer.row(line_no, text, self.parser.fields(text))
+            if parser.keys is not None:
+                return self.writer.csv_row(line_no, text, parser.fields(text), parser.keys)
+            return self.writer.row(line_no, text, parser.fields(text), text if parser.fields_are_the_line else None)
         except LineRejected as exc:
             return self.reject(line_no, text, str(exc))
 

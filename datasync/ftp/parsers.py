@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import posixpath
 import re
 
@@ -17,6 +18,8 @@ from ..errors import LineRejected
 from .paths import path_matches
 
 DELIMITERS = (",", ";", "\t", "|")
+NUMBER_LIMIT = 1000  # JSON number text longer than this, or an exponent beyond it, is refused (jsonb's numeric
+                     # holds 16383 digits after the point: a number beyond it would fail the file's COPY)
 TEXT_LINE = re.compile(
     r"(?P<timestamp>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
     r"|\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d(?:[.,]\d+)?|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)?)"
@@ -80,6 +83,7 @@ class CsvParser:
     """One physical line is one record (a quoted field may not span lines); quotes only when present."""
 
     fmt = "csv"
+    fields_are_the_line = False
 
     def __init__(self, header):
         self.delimiter = sniff_delimiter(header)
@@ -100,15 +104,35 @@ class CsvParser:
         return values
 
 
+def _json_number(text):
+    """A JSON number with a fraction or exponent, refused when PostgreSQL's jsonb could not hold it."""
+    exponent = text.lower().partition("e")[2]
+    if len(text) > NUMBER_LIMIT or abs(int(exponent or 0)) > NUMBER_LIMIT:
+        raise LineRejected(f"JSON: the number {text[:40]}{'...' if len(text) > 40 else ''} is beyond what "
+                           "PostgreSQL's jsonb holds")
+    value = float(text)
+    return value if math.isfinite(value) else text  # 1e999: jsonb keeps the line's text; roles see it as text
+
+
+def _json_constant(name):
+    raise LineRejected(f"JSON: {name} is not a JSON number (PostgreSQL's jsonb cannot hold it)")
+
+
+JSON = json.JSONDecoder(parse_float=_json_number, parse_constant=_json_constant)
+
+
 class JsonParser:
-    """One JSON object per line; escapes PostgreSQL cannot store (NUL, lone surrogates) reject the line."""
+    """One JSON object per line; what PostgreSQL's jsonb cannot store (NUL, lone surrogates, NaN,
+    numbers beyond its numeric) rejects the line.  The row's ``fields`` is the line itself, so
+    every number is kept exactly as written."""
 
     fmt = "jsonl"
     keys = None
+    fields_are_the_line = True
 
     def fields(self, line):
         try:
-            value = json.loads(line)
+            value = JSON.decode(line)
         except ValueError as exc:
             raise LineRejected(f"JSON: {exc}") from None
         if type(value) is not dict:
@@ -129,6 +153,7 @@ class RegexParser:
 
     fmt = "regex"
     keys = None
+    fields_are_the_line = False
     required = True  # a line that does not match is rejected
 
     def __init__(self, pattern):
@@ -158,6 +183,7 @@ class RawParser:
 
     fmt = "raw"
     keys = None
+    fields_are_the_line = False
 
     def fields(self, line):
         return {}

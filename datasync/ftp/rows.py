@@ -10,6 +10,7 @@ keeps every field as jsonb.  COPY's text format needs backslash, tab, CR and LF 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from operator import add
@@ -93,6 +94,16 @@ def parse_time(value, tz, formats=TIME_FORMATS):
             return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
+    return iso_text(moment)
+
+
+def iso_text(moment):
+    """An aware datetime as ISO text PostgreSQL reads (it refuses an offset with a fraction of a second)."""
+    if moment.utcoffset().microseconds:
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # year 1 moved before year 1
+            return None
     return moment.isoformat()
 
 
@@ -106,6 +117,8 @@ def _strptime(value, formats):
 
 
 def _epoch(number):
+    if not math.isfinite(number):
+        return None
     while number > 1e11:  # milliseconds, microseconds
         number /= 1000
     if number < 1e8:
@@ -127,6 +140,16 @@ class Roles:
         self.date_time = (lowered["date"], lowered["time"]) if "date" in lowered and "time" in lowered else None
 
 
+def _plain_iso(value):
+    """YYYY-MM-DD?HH:MM:SS..., no decimal comma, no offset with seconds: a shape PostgreSQL reads as Python does.
+
+    (Python also accepts week dates, ordinal dates, hours alone and +HH:MM:SS.ffffff offsets, which
+    PostgreSQL refuses: handed on as they are, they would fail the file's COPY.)
+    """
+    return (len(value) >= 19 and value[4] == "-" and value[7] == "-" and value[13] == ":" and value[16] == ":"
+            and "," not in value and value.count(":") <= 4 and "." not in value[20:].lstrip("0123456789"))
+
+
 def _role(lowered, candidates):
     """The original key of the first candidate present (``lowered`` maps lower-cased keys to originals)."""
     for candidate in candidates:
@@ -146,13 +169,18 @@ class RowWriter:
         self.roles = {}      # keys of a JSON/regex record -> Roles
         self.csv_plans = {}  # CSV header keys -> column indexes (one per file in practice)
 
-    def row(self, line_no, line, fields):
-        """One COPY line from a dict of parsed fields (JSON, regex, text, raw)."""
+    def row(self, line_no, line, fields, fields_text=None):
+        """One COPY line from a dict of parsed fields (JSON, regex, text, raw).
+
+        ``fields_text`` is the JSON text of ``fields`` when the line itself is that text (jsonl):
+        jsonb then keeps every number exactly as written.
+        """
         roles = self._roles(tuple(fields))
-        body = json.dumps(fields, ensure_ascii=False) if fields else "{}"
+        if fields_text is None:
+            fields_text = json.dumps(fields, ensure_ascii=False) if fields else "{}"
         return self._line(line_no, self._machine(fields, roles), self._time(fields, roles),
                           self._text(fields.get(roles.level) if roles.level else None, upper=True),
-                          self._message(fields, roles, line), body)
+                          self._message(fields, roles, line), copy_text(fields_text))
 
     def csv_row(self, line_no, line, values, keys):
         """One COPY line from CSV values: the hot path, so roles are column indexes worked out once."""
@@ -163,6 +191,8 @@ class RowWriter:
             values[time_i] if date_i is None else f"{values[date_i]} {values[time_i]}")
         level = values[level_i] if level_i is not None else ""
         body = "{" + ", ".join(map(add, json_keys, map(encode_basestring, values))) + "}"
+        if "\\" in body:  # JSON escapes are backslashes, which COPY text doubles (no tab or line break in it)
+            body = body.replace("\\", "\\\\")
         return self._line(line_no, copy_text(machine) if machine else self.path_machine, stamp,
                           copy_text(level.upper()) if level else COPY_NULL,
                           values[message_i] if message_i is not None else line, body)
@@ -172,9 +202,7 @@ class RowWriter:
         return f"{self.prefix}{line_no}\t{copy_text(line)}\t{copy_text(reason)}\n"
 
     def _line(self, line_no, machine, stamp, level, message, body):
-        """The COPY text line; ``machine``, ``stamp`` and ``level`` come escaped, ``message`` and ``body`` raw."""
-        if "\\" in body:  # JSON escapes are backslashes, which COPY text doubles
-            body = body.replace("\\", "\\\\")
+        """The COPY text line; every value comes escaped but ``message``."""
         return f"{self.prefix}{line_no}\t{machine}\t{stamp}\t{level}\t{copy_text(message)}\t{body}\n"
 
     def _csv_plan(self, keys):
@@ -189,18 +217,20 @@ class RowWriter:
         return plan
 
     def time(self, value):
-        """ISO text quickly (validated by Python, handed on as is when it is safe); else parse_time."""
+        """logged_at as COPY text: ISO text quickly (checked by Python, handed on as it is when PostgreSQL
+        reads it the same way); else parse_time."""
         try:
             moment = datetime.fromisoformat(value)
         except (ValueError, TypeError):
             return parse_time(value, self.tz) or COPY_NULL
-        if moment.tzinfo is None:
-            if self.utc and "," not in value:
+        if _plain_iso(value):
+            if moment.tzinfo is not None:
+                return value
+            if self.utc:
                 return value + "Z"
+        if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.tz)
-        elif "," not in value:
-            return value
-        return moment.isoformat()
+        return iso_text(moment) or COPY_NULL
 
     def _roles(self, keys):
         roles = self.roles.get(keys)
