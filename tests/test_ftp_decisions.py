@@ -47,7 +47,7 @@ def head_read(data=HEAD):
 
 def test_a_young_file_waits_and_its_head_is_not_read():
     read = head_read()
-    d = decide(RemoteFile("/a.log", 100, NOW - timedelta(seconds=5)), known(), 60, read)
+    d = decide(RemoteFile("/a.log", 100, datetime.now(UTC) - timedelta(seconds=5)), known(), 60, read)
     assert (d.kind, d.loads, read.calls) == ("young", False, []) and d.note.startswith("changed 5s ago")
 
 
@@ -100,7 +100,7 @@ def ftp(**values):
     (ftp(), None, RemoteFile("/a.log", 100, OLD), False),                                   # never loaded
     (ftp(), known(status="partial", offset_loaded=90), RemoteFile("/a.log", 100, OLD), False),  # a partial line
     (ftp(), known(), RemoteFile("/a.log", 120, OLD), False),                                # grew since
-    (ftp(), known(), RemoteFile("/a.log", 100, NOW), False),                                # too young
+    (ftp(), known(), RemoteFile("/a.log", 100, NOW + timedelta(days=1)), False),            # too young
     (ftp(), known(), RemoteFile("/a.log", 100, None), False),                               # age unknown
 ])
 def test_removable(settings, row, f, expected):

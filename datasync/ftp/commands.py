@@ -52,10 +52,11 @@ def dry_run(settings):
         rows = [[escape_controls(f.path), f.size, f.mtime and round((now - f.mtime).total_seconds()),
                  plan(settings.ftp, remote, ledger, f)] for f in remote.listing()]
         print(format_table(["file", "size", "age s", "this run would"], rows))
+        remote.close()
         return EXIT_OK
     finally:
         if remote is not None:
-            remote.close()
+            remote.abort()  # a no-op after close(); on an error or a signal, no waiting for the server
         run.close()
 
 

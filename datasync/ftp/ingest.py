@@ -85,9 +85,12 @@ def ingest_all(settings, run_):
         log.info("%s (%s), PostgreSQL %s (%s, %s.%s)", remote.what, remote.version(), postgres.server_version(run_.pg),
                  settings.postgres.db, logs.target_schema, logs.target_table)
         create_tables(run_.pg, logs)
-        return ingest(Job(settings, run_, remote, Ledger(run_, settings.ftp.url).read()))
-    finally:
-        remote.close()
+        code = ingest(Job(settings, run_, remote, Ledger(run_, settings.ftp.url).read()))
+    except BaseException:
+        remote.abort()  # stopping (a signal, an error): no waiting for a server that may be stuck
+        raise
+    remote.close()
+    return code
 
 
 def ingest(job):

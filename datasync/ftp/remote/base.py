@@ -54,9 +54,10 @@ def check_name(path):
 class Remote:
     """A logged-in connection to the server of FTP_HOST, by one protocol.
 
-    Subclasses provide ``open``, ``close``, ``version``, ``list_dir``, ``stat``, ``fetch``,
-    ``head``, ``delete``, ``rename`` and ``makedirs``; every one of them raises TransferError
-    for what the server or the connection refused.
+    Subclasses provide ``open``, ``close`` (log out), ``abort`` (drop the connection without
+    waiting for the server), ``version``, ``list_dir``, ``stat``, ``fetch``, ``head``,
+    ``delete``, ``rename`` and ``makedirs``; every one of them raises TransferError for what
+    the server or the connection refused.
     """
 
     def __init__(self, ftp, common):
@@ -66,7 +67,7 @@ class Remote:
 
     def reopen(self):
         """After a failed transfer the connection may be out of step or gone: log in afresh."""
-        self.close()
+        self.abort()
         self.open()
         return self
 

@@ -86,11 +86,18 @@ class FtpRemote(Remote):
         return " ".join((self.banner or "").split())
 
     def close(self):
+        """Log out (QUIT), or just close when the server does not answer it."""
         if self.ftp is not None:
             try:
                 self.ftp.quit()
             except DRIVER_ERRORS:
                 self.ftp.close()
+            self.ftp = None
+
+    def abort(self):
+        """Close the connection without a word: the server may be stuck, or out of step."""
+        if self.ftp is not None:
+            self.ftp.close()
             self.ftp = None
 
     # ------------------------------------------------------------ listing and stat
@@ -206,10 +213,10 @@ class FtpRemote(Remote):
                 self.ftp.voidresp()  # 226 only when the server sent the whole file
             finished = True
         finally:
-            # the control connection is out of step: start afresh next time.  This may run late,
-            # when an abandoned generator is collected: close only the connection it used.
+            # the control connection is out of step (or the run is stopping): drop it, without
+            # waiting for the server.  Only the connection this download used.
             if not finished and self.ftp is client:
-                self.close()
+                self.abort()
             elif not finished:
                 client.close()
 

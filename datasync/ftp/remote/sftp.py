@@ -149,6 +149,8 @@ class SftpRemote(Remote):
             self.client.close()
             self.client = self.sftp = None
 
+    abort = close  # closing the transport waits for nothing
+
     # ------------------------------------------------------------ listing and stat
 
     def list_dir(self, folder):
