@@ -62,6 +62,13 @@ def start_service(script, env, *args):
                             stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
 
 
+def hold(pg_db, statement, args=None):
+    """A test session that ran ``statement`` in a transaction it keeps open (holding its locks); close() ends it."""
+    conn = pg_db.connect()
+    conn.cursor().execute(statement, args)
+    return conn
+
+
 def backend_waiting(pg_db, application, query_prefix, wait_event_type=None):
     """A predicate: the service's PostgreSQL session runs a statement starting with ``query_prefix``
     (and, when given, waits for an event of that type, such as ``Lock``)."""

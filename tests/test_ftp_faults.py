@@ -9,7 +9,7 @@ import pytest
 
 from tests import servers
 from tests.conftest import ftp_base_env, run_service
-from tests.helpers import backend_waiting, ledger, logs, start_service, wait_for
+from tests.helpers import backend_waiting, hold, ledger, logs, start_service, wait_for
 from tests.remote_servers import PASSWORD, FtpServer, SftpServer, openssh_key
 
 LINE = "2024-03-01 08:00:00 INFO spindle speed within tolerance, cycle {:07d}\n"
@@ -176,15 +176,6 @@ def test_postgres_connection_lost_twice_stops_the_run(inbox, pg_db, ftp_server):
     assert "/a.log: PostgreSQL connection lost: " in out and "(twice); the next run tries again" in out
     assert inbox.files() == ["a.log", "b.log"] and not logs(pg_db) and ledger(pg_db, "/a.log") is None
     assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "unreachable"
-
-
-def hold(pg_db, *statements):
-    """A session of the test that ran ``statements`` in an open transaction (holding their locks)."""
-    conn = pg_db.connect()
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-    return conn
 
 
 def test_copy_waiting_past_lock_timeout_fails_that_file_alone(inbox, ingest, pg_db):

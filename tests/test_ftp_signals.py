@@ -17,17 +17,10 @@ import threading
 import pytest
 
 from tests.conftest import ftp_base_env
-from tests.helpers import backend_waiting, ledger, logs, pick, start_service, wait_for
+from tests.helpers import backend_waiting, hold, ledger, logs, pick, start_service, wait_for
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
 PATIENT = {"LOCK_TIMEOUT": "3600", "CONNECT_TIMEOUT": "3600"}  # only a signal can end the waits below
-
-
-def hold(pg_db, statement, args=None):
-    """A test session that ran ``statement`` in a transaction it keeps open (holding its locks)."""
-    conn = pg_db.connect()
-    conn.cursor().execute(statement, args)
-    return conn
 
 
 def stop_while_blocked(proc, sig, blocked):

@@ -135,6 +135,10 @@ def decide_and_load(job, f):
     d = decide(f, job.ledger.get(f.path), job.settings.ftp.min_file_age,
                lambda: job.remote.head(f.path, HEAD_BYTES))
     if not d.loads:
+        if d.kind == "young":
+            log.info("%s: %s; left for a later run", f.path, d.note)
+        else:
+            log.debug("%s: unchanged%s", f.path, f" ({d.note})" if d.note else "")
         if d.retimed:  # only the time changed: remember it, skip the head read next time
             job.ledger.note(f.path, mtime=f.mtime)
         return FileResult(f.path, d.kind)

@@ -66,6 +66,7 @@ def load_file(job, f, decision):
 
 
 def log_loaded(job, f, decision, loaded, seconds):
+    """The file's line in the story of the run: what was loaded, and what waits."""
     waits = "" if loaded.offset == loaded.size else "; a last line without its newline waits"
     log.info("%s: %s, version %s, lines %s-%s: %s loaded, %s rejected, %s bytes in %.2fs%s", f.path, decision.kind,
              decision.version, decision.start.line_no, loaded.next_line_no - 1, loaded.loaded, loaded.rejected,

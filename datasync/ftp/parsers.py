@@ -131,6 +131,7 @@ class JsonParser:
     fields_are_the_line = True
 
     def fields(self, line):
+        """The object's members; the escape checks run only for lines that have a \\u escape."""
         try:
             value = JSON.decode(line)
         except ValueError as exc:

@@ -206,6 +206,7 @@ class RowWriter:
         return f"{self.prefix}{line_no}\t{machine}\t{stamp}\t{level}\t{copy_text(message)}\t{body}\n"
 
     def _csv_plan(self, keys):
+        """For one CSV header: the column index of each role, and the JSON key prefix of each column."""
         roles, index = Roles(keys), {k: i for i, k in enumerate(keys)}
         time_i = index.get(roles.time)
         date_i = None

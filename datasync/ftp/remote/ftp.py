@@ -44,6 +44,7 @@ class FtpRemote(Remote):
         return self
 
     def _login(self):
+        """One login attempt: connect, log in, TLS for the data channel (FTPS), passive mode, binary."""
         s = self.settings
         timeout = self.common.connect_timeout
         client = ftplib.FTP_TLS(context=self._tls_context(), timeout=timeout) if s.protocol == "ftps" \
@@ -73,6 +74,7 @@ class FtpRemote(Remote):
         return None
 
     def _tls_context(self):
+        """FTPS: verify the server against the system CAs or FTPS_CA_FILE, unless FTPS_VERIFY=false."""
         if not self.settings.ftps_verify:
             log.warning("FTPS_VERIFY=false: the server certificate is NOT verified; "
                         "anyone in the network path can read the password")
@@ -123,6 +125,7 @@ class FtpRemote(Remote):
             yield posixpath.join(folder, name), kind, int(facts.get("size") or 0), _ftp_time(facts.get("modify"))
 
     def _nlst(self, folder):
+        """For servers without MLSD: names from NLST, then SIZE and MDTM each (a folder refuses SIZE)."""
         try:
             names = self.ftp.nlst(folder)
         except ftplib.error_perm as exc:  # many servers answer 550 for an empty folder
@@ -159,6 +162,7 @@ class FtpRemote(Remote):
             return self._time_and_size(check_name(path))
 
     def _mlst(self, path):
+        """MLST's facts of one path (the reply's line that starts with a space); None for no such file."""
         try:
             reply = self.ftp.sendcmd(f"MLST {path}")
         except ftplib.error_perm as exc:

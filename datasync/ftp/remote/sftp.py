@@ -42,6 +42,7 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         self.pin, self.insecure = settings.sftp_host_key, settings.sftp_insecure_accept_any_host_key
 
     def missing_host_key(self, client, hostname, key):
+        """paramiko asks about a key known_hosts does not have: accept it, or raise HostKeyRejected."""
         fingerprint = fingerprint_of(key)
         if self.pin and fingerprint.rstrip("=") == self.pin.rstrip("="):
             return
@@ -71,6 +72,7 @@ def load_private_key(text, passphrase):
 
 
 def _parse_key(text, passphrase):
+    """The key of the first type that reads ``text``, or None."""
     for kind in KEY_TYPES:
         try:
             return kind.from_private_key(StringIO(text), password=passphrase)
@@ -80,6 +82,7 @@ def _parse_key(text, passphrase):
 
 
 def _is_encrypted(text):
+    """True when some key type recognises ``text`` but needs a passphrase for it."""
     for kind in KEY_TYPES:
         try:
             kind.from_private_key(StringIO(text))
@@ -100,6 +103,7 @@ class SftpRemote(Remote):
     # ------------------------------------------------------------ session
 
     def open(self):
+        """Log in (the private key checked first, then bounded retries) and start the SFTP channel."""
         key = load_private_key(self.settings.sftp_private_key.value, self.settings.sftp_private_key_passphrase.value)
         self.client = with_retries(lambda: self._login(key), self.what, self.common, DRIVER_ERRORS,
                                    refused=self._refused)
@@ -112,6 +116,7 @@ class SftpRemote(Remote):
         return self
 
     def _login(self, key):
+        """One login attempt; the host key is checked against SFTP_KNOWN_HOSTS, then HostKeyPolicy."""
         s = self.settings
         client = paramiko.SSHClient()
         if s.sftp_known_hosts:
@@ -158,6 +163,7 @@ class SftpRemote(Remote):
             return [self._entry(folder, a) for a in self.sftp.listdir_attr(folder) if a.filename not in (".", "..")]
 
     def _entry(self, folder, attr):
+        """(path, kind, size, mtime) of one listing entry; a link counts as the file it points to."""
         path = posixpath.join(folder, attr.filename)
         mode = attr.st_mode or 0
         if stat.S_ISLNK(mode):  # follow links to files, never to folders (no cycles)
