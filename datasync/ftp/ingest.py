@@ -61,7 +61,7 @@ class FileResult:
     rejected: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    removed: str = ""          # deleted, archived, or "delete failed"
+    removed: str = ""          # deleted, archived, kept (changed since loaded), gone, or "delete failed"
     error: str | None = None
 
     def as_dict(self):
@@ -118,15 +118,24 @@ def handle(job, f):
     try:
         remotes.check_name(f.path)
         result = job.run.attempt(f.path, lambda: decide_and_load(job, f), on_reconnect=job.remote.reopen)
-        if removable(job.settings.ftp, job.ledger.get(f.path), f):
-            result.removed = job.run.attempt(f.path, lambda: remove(job.remote, job.ledger, job.settings.ftp, f),
-                                             on_reconnect=job.remote.reopen)
-        return result
     except ItemError as exc:
         job.remote.reopen()  # an abandoned transfer leaves the connection out of step
         if isinstance(exc, TransferError) and vanished(job.remote, f.path):
             return gone(f)
         return failed(job, f, str(exc), started)
+    if removable(job.settings.ftp, job.ledger.get(f.path), f):
+        result.removed = remove_loaded(job, f)
+    return result
+
+
+def remove_loaded(job, f):
+    """DELETE_AFTER_SYNC for a file whose lines are committed; how it went ('deleted', 'kept', ...)."""
+    try:
+        return job.run.attempt(f.path, lambda: remove(job.remote, job.ledger, job.settings.ftp, f),
+                               on_reconnect=job.remote.reopen)
+    except ItemError as exc:  # the ledger could not take note (the server's refusals are handled in remove)
+        log.warning("%s: %s; it stays loaded in the ledger and the next run tries again", f.path, exc)
+        return "delete failed"
 
 
 def decide_and_load(job, f):

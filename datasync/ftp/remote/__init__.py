@@ -5,7 +5,7 @@
     remote.stat(path)                                  # the file now, or None when it is gone
     for chunk in remote.fetch(path, offset): ...       # streamed; TransferError if cut short
     remote.head(path, n); remote.delete(path); remote.rename(path, dest); remote.makedirs(folder)
-    remote.reopen(); remote.close()
+    remote.reopen(); remote.close(); remote.abort()    # abort: drop it without waiting for the server
 """
 
 from __future__ import annotations
