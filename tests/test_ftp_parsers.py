@@ -77,8 +77,10 @@ def test_any_values_written_by_a_csv_writer_come_back(delimiter, records):
 def test_json_objects_and_what_is_rejected():
     parser = JsonParser()
     assert parser.fields('{"ts": 1, "msg": "caf\\u00e9", "n": null}') == {"ts": 1, "msg": "café", "n": None}
+    assert parser.fields(r'{"path": "C:\\u0000\\dir"}') == {"path": "C:\\u0000\\dir"}  # a backslash, then u0000
     for line, reason in (("[1, 2]", "JSON: expected an object, got list"), ("not json", "JSON: Expecting value"),
                          ('{"a": "\\u0000"}', "JSON: contains \\u0000"),
+                         ('{"a": [{"\\u0000": 1}]}', "JSON: contains \\u0000"),
                          ('{"a": "\\ud800"}', "JSON: contains an unpaired UTF-16 surrogate escape")):
         with pytest.raises(LineRejected, match=re.escape(reason)):
             parser.fields(line)

@@ -138,15 +138,25 @@ class JsonParser:
             raise LineRejected(f"JSON: {exc}") from None
         if type(value) is not dict:
             raise LineRejected(f"JSON: expected an object, got {type(value).__name__}")
-        if "\\u" in line:
-            text = json.dumps(value, ensure_ascii=False)
-            if "\\u0000" in text:
-                raise LineRejected("JSON: contains \\u0000, which PostgreSQL text and jsonb cannot hold")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise LineRejected("JSON: contains an unpaired UTF-16 surrogate escape") from None
+        if "\\u" in line:  # only an escape can carry what PostgreSQL cannot store
+            problem = _unstorable(value)
+            if problem:
+                raise LineRejected(f"JSON: contains {problem}")
         return value
+
+
+def _unstorable(value):
+    """What in a decoded JSON value PostgreSQL cannot store (NUL, an unpaired surrogate), or None."""
+    if type(value) is str:
+        if "\0" in value:
+            return "\\u0000, which PostgreSQL text and jsonb cannot hold"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired UTF-16 surrogate escape"
+        return None
+    parts = [*value, *value.values()] if type(value) is dict else value if type(value) is list else ()
+    return next(filter(None, map(_unstorable, parts)), None)
 
 
 class RegexParser:
