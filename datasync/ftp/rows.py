@@ -21,6 +21,7 @@ from .. import postgres
 from ..postgres import ident
 
 COPY_NULL = "\\N"
+PLAIN_ISO = ("--T::", "-- ::")  # what stands between the numbers of YYYY-MM-DD?HH:MM:SS
 COLUMNS = ("source_file", "file_version", "line_no", "machine_id", "logged_at", "level", "message", "fields")
 REJECT_COLUMNS = ("source_file", "file_version", "line_no", "raw_line", "reason")
 MACHINE_KEYS = ("machine_id", "machine", "machineid", "machine_name", "host", "hostname", "device", "device_id",
@@ -141,13 +142,12 @@ class Roles:
 
 
 def _plain_iso(value):
-    """YYYY-MM-DD?HH:MM:SS..., no decimal comma, no offset with seconds: a shape PostgreSQL reads as Python does.
+    """YYYY-MM-DD[T ]HH:MM:SS..., no decimal comma: a shape PostgreSQL reads as Python does.
 
-    (Python also accepts week dates, ordinal dates, hours alone and +HH:MM:SS.ffffff offsets, which
+    (Python also reads week dates, ordinal dates, hours alone and any separator letter, which
     PostgreSQL refuses: handed on as they are, they would fail the file's COPY.)
     """
-    return (len(value) >= 19 and value[4] == "-" and value[7] == "-" and value[13] == ":" and value[16] == ":"
-            and "," not in value and value.count(":") <= 4 and "." not in value[20:].lstrip("0123456789"))
+    return value[4:17:3] in PLAIN_ISO and "," not in value  # the characters at 4, 7, 10, 13 and 16
 
 
 def _role(lowered, candidates):
@@ -225,10 +225,11 @@ class RowWriter:
         except (ValueError, TypeError):
             return parse_time(value, self.tz) or COPY_NULL
         if _plain_iso(value):
-            if moment.tzinfo is not None:
+            if moment.tzinfo is None:
+                if self.utc:
+                    return value + "Z"
+            elif value[-1] == "Z" or not moment.utcoffset().microseconds:  # PostgreSQL refuses a fraction there
                 return value
-            if self.utc:
-                return value + "Z"
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.tz)
         return iso_text(moment) or COPY_NULL
