@@ -21,7 +21,10 @@ from .. import postgres
 from ..postgres import ident
 
 COPY_NULL = "\\N"
-PLAIN_ISO = ("--T::", "-- ::")  # what stands between the numbers of YYYY-MM-DD?HH:MM:SS
+# The characters at 4, 7, 10, 13 and 16 of YYYY-MM-DD[T ]HH:MM:SS: ISO text in this shape (without a
+# decimal comma) PostgreSQL reads as Python does.  Python also reads week and ordinal dates, hours alone
+# and any separator letter, which PostgreSQL refuses: handed on as they are, they would fail the COPY.
+PLAIN_ISO = ("--T::", "-- ::")
 COLUMNS = ("source_file", "file_version", "line_no", "machine_id", "logged_at", "level", "message", "fields")
 REJECT_COLUMNS = ("source_file", "file_version", "line_no", "raw_line", "reason")
 MACHINE_KEYS = ("machine_id", "machine", "machineid", "machine_name", "host", "hostname", "device", "device_id",
@@ -141,15 +144,6 @@ class Roles:
         self.date_time = (lowered["date"], lowered["time"]) if "date" in lowered and "time" in lowered else None
 
 
-def _plain_iso(value):
-    """YYYY-MM-DD[T ]HH:MM:SS..., no decimal comma: a shape PostgreSQL reads as Python does.
-
-    (Python also reads week dates, ordinal dates, hours alone and any separator letter, which
-    PostgreSQL refuses: handed on as they are, they would fail the file's COPY.)
-    """
-    return value[4:17:3] in PLAIN_ISO and "," not in value  # the characters at 4, 7, 10, 13 and 16
-
-
 def _role(lowered, candidates):
     """The original key of the first candidate present (``lowered`` maps lower-cased keys to originals)."""
     for candidate in candidates:
@@ -224,7 +218,7 @@ class RowWriter:
             moment = datetime.fromisoformat(value)
         except (ValueError, TypeError):
             return parse_time(value, self.tz) or COPY_NULL
-        if _plain_iso(value):
+        if value[4:17:3] in PLAIN_ISO and "," not in value:
             if moment.tzinfo is None:
                 if self.utc:
                     return value + "Z"
