@@ -162,6 +162,7 @@ class RowWriter:
         self.utc = tz.utcoffset(None) == timedelta(0)  # fixed UTC: naive ISO text only needs a "Z"
         self.roles = {}      # keys of a JSON/regex record -> Roles
         self.csv_plans = {}  # CSV header keys -> column indexes (one per file in practice)
+        self.csv_keys = self.csv_plan = None  # the last header's: checked by identity, not hashed, each row
 
     def row(self, line_no, line, fields, fields_text=None):
         """One COPY line from a dict of parsed fields (JSON, regex, text, raw).
@@ -178,8 +179,9 @@ class RowWriter:
 
     def csv_row(self, line_no, line, values, keys):
         """One COPY line from CSV values: the hot path, so roles are column indexes worked out once."""
-        plan = self.csv_plans.get(keys) or self._csv_plan(keys)
-        machine_i, time_i, date_i, level_i, message_i, json_keys = plan
+        if keys is not self.csv_keys:
+            self.csv_keys, self.csv_plan = keys, self.csv_plans.get(keys) or self._csv_plan(keys)
+        machine_i, time_i, date_i, level_i, message_i, json_keys = self.csv_plan
         machine = values[machine_i] if machine_i is not None else ""
         stamp = COPY_NULL if time_i is None else self.time(
             values[time_i] if date_i is None else f"{values[date_i]} {values[time_i]}")
