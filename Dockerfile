@@ -1,6 +1,6 @@
-# syntax=docker/dockerfile:1
 # The datasync image: cron runs ftp_log_service.py and mysql_sync_service.py as an unprivileged user.
-FROM python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -10,11 +10,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # cron runs the jobs; tini reaps and forwards signals; dos2unix guards against CRLF checkouts.
 # pam_loginuid cannot work in a container (no audit), so cron's PAM stack must not require it.
+# No version pins: the base image fixes the Debian release, and an exact pin would break the build at
+# Debian's next point release of the package (DL3008 is ignored for that reason).
+# The job user is renumbered at start-up to own the mounted logs folder (start.sh, JOB_UID/JOB_GID).
+# hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cron=3.0pl1-162 tini=0.19.0-1+b3 dos2unix=7.4.3-1 \
+ && apt-get install -y --no-install-recommends cron tini dos2unix \
  && rm -rf /var/lib/apt/lists/* /etc/cron.d/* /etc/cron.daily/* \
  && sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' /etc/pam.d/cron \
- && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin datasync
+ && groupadd --system --gid 10001 datasync \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin datasync
 
 WORKDIR /app
 

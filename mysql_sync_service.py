@@ -31,16 +31,16 @@ def main(argv=None):
 
     def body():
         from datasync.config import load_mysql_sync
-        from datasync.mysql import sync, tools
+        from datasync.mysql import commands, sync
 
         settings = load_mysql_sync()
         tables = tuple(t.strip() for t in (args.tables or "").split(",") if t.strip())
         if args.status:
-            return tools.status(settings)
+            return commands.status(settings)
         if args.dry_run:
-            return tools.dry_run(settings, tables, args.full_refresh)
+            return commands.dry_run(settings, tables, args.full_refresh)
         if args.verify:
-            return tools.verify(settings, tables)
+            return commands.verify(settings, tables)
         return sync.run(settings, tables, args.full_refresh)
 
     return run_main(body)

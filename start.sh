@@ -15,6 +15,7 @@ RUN_ON_START=${RUN_ON_START:-false}
 HEALTH_MAX_AGE_MINUTES=${HEALTH_MAX_AGE_MINUTES:-60}
 CRON_LOG_MAX_BYTES=${CRON_LOG_MAX_BYTES:-10485760}
 CRON_LOG_KEEP=${CRON_LOG_KEEP:-5}
+STOP_TIMEOUT=${STOP_TIMEOUT:-8}
 JOB_USER=${JOB_USER:-datasync}
 APP_DIR=${DATASYNC_APP_DIR:-/app}
 LOG_DIR=${DATASYNC_LOG_DIR:-$APP_DIR/logs}
@@ -22,21 +23,6 @@ RUN_DIR=${DATASYNC_RUN_DIR:-/run/datasync}
 CRON_DIR=${DATASYNC_CRON_DIR:-/etc/cron.d}
 PYTHON=${DATASYNC_PYTHON:-python3}
 LOG_FILE=$LOG_DIR/cron.log
-
-# The variables each job reads (datasync/settings.py; tests/test_container.py keeps these in step).
-COMMON_VARS="POSTGRES_HOST POSTGRES_PORT POSTGRES_DB POSTGRES_USER POSTGRES_PASSWORD POSTGRES_SSLMODE
-POSTGRES_SSLROOTCERT DATASYNC_STATE_SCHEMA LOG_LEVEL LOG_JSON CONNECT_RETRIES CONNECT_RETRY_DELAY CONNECT_TIMEOUT
-LOCK_TIMEOUT"
-MYSQL_VARS="MYSQL_HOST MYSQL_PORT MYSQL_DB MYSQL_USER MYSQL_PASSWORD MYSQL_SSL_CA MYSQL_SSL_CERT MYSQL_SSL_KEY
-MYSQL_TABLES MYSQL_EXCLUDE_TABLES MYSQL_TARGET_SCHEMA MYSQL_CURSOR_COLUMNS MYSQL_LOOKBACK_SECONDS MYSQL_SYNC_MODES
-MYSQL_SKIP_DELETES MYSQL_TINYINT1_AS_BOOLEAN MYSQL_ADOPT_TABLES MYSQL_DROP_GONE_TABLES FTP_TARGET_SCHEMA"
-FTP_VARS="FTP_PROTOCOL FTP_HOST FTP_PORT FTP_USER FTP_PASS FTP_PASSIVE FTPS_VERIFY FTPS_CA_FILE SFTP_PRIVATE_KEY
-SFTP_PRIVATE_KEY_PASSPHRASE SFTP_KNOWN_HOSTS SFTP_HOST_KEY SFTP_INSECURE_ACCEPT_ANY_HOST_KEY FTP_REMOTE_DIR
-FTP_RECURSIVE FTP_FILE_PATTERN FTP_MIN_FILE_AGE DELETE_AFTER_SYNC FTP_ARCHIVE_DIR FTP_TARGET_SCHEMA FTP_TARGET_TABLE
-FTP_REJECTS_TABLE FTP_MACHINE_ID_REGEX LOG_FORMAT LOG_FORMATS LOG_REGEX LOG_ENCODING LOG_FALLBACK_ENCODING
-LOG_TIMEZONE LOG_MAX_LINE_BYTES"
-MYSQL_REQUIRED="POSTGRES_HOST POSTGRES_DB POSTGRES_USER MYSQL_HOST MYSQL_DB MYSQL_USER"
-FTP_REQUIRED="POSTGRES_HOST POSTGRES_DB POSTGRES_USER FTP_HOST FTP_USER"
 
 stamp() { date -u '+%Y-%m-%d %H:%M:%S'; }
 log() { echo "$(stamp) start.sh: $*" >>"$LOG_FILE"; }
@@ -50,133 +36,65 @@ script_of() {
     esac
 }
 
+# config ARGS: python -m datasync.config (the settings registry: variable lists, cron files, checks).
+config() { (cd "$APP_DIR" && "$PYTHON" -m datasync.config --prog start.sh "$@"); }
+
+# cron_files [--check]: check both schedules and each enabled job's required settings, then (without
+# --check) write each job's cron file with exactly the variables it reads; values no cron line can
+# carry exactly go to NAME_FILE files of the job user (datasync/config/cron.py).
+cron_files() {
+    config cron-file "$@" --cron-dir "$CRON_DIR" --env-dir "$RUN_DIR/env" --user "$JOB_USER" \
+        --command "$0 run" --set "DATASYNC_APP_DIR=$APP_DIR" --set "DATASYNC_LOG_DIR=$LOG_DIR" \
+        --set "DATASYNC_RUN_DIR=$RUN_DIR" --set "DATASYNC_PYTHON=$PYTHON" \
+        --set "CRON_LOG_MAX_BYTES=$CRON_LOG_MAX_BYTES" --set "CRON_LOG_KEEP=$CRON_LOG_KEEP" \
+        "ftp_log=$FTP_CRON_SCHEDULE" "mysql_sync=$MYSQL_SYNC_CRON_SCHEDULE"
+}
+
 # ---------------------------------------------------------------- validation
 
-# is_set NAME: NAME or NAME_FILE is set and not empty.
-is_set() { eval "[ -n \"\${$1:-}\" ] || [ -n \"\${$1_FILE:-}\" ]"; }
-
-check_required() {
-    missing=""
-    for name in $2; do
-        is_set "$name" || missing="$missing $name"
-    done
-    [ -z "$missing" ] || die "$1 job: required variable(s) not set:$missing (or their _FILE variants); see .env.example"
-}
-
-# check_field VALUE LOW HIGH NAME: one cron field (*, n, n-m, lists, /step, three-letter names).
-check_field() {
-    old_ifs=$IFS
-    IFS=,
-    set -f
-    for item in $1; do
-        IFS=$old_ifs
-        set +f
-        range=${item%%/*}
-        step=${item#"$range"}
-        case $step in "" | /[0-9] | /[0-9][0-9]) ;; *) return 1 ;; esac
-        case $range in
-            "*") continue ;;
-            *[A-Za-z]*)
-                for name in ${range%%-*} ${range#*-}; do
-                    case $4:$(echo "$name" | tr '[:upper:]' '[:lower:]') in
-                        month:jan | month:feb | month:mar | month:apr | month:may | month:jun | month:jul | \
-                            month:aug | month:sep | month:oct | month:nov | month:dec) ;;
-                        weekday:sun | weekday:mon | weekday:tue | weekday:wed | weekday:thu | weekday:fri | \
-                            weekday:sat) ;;
-                        *) return 1 ;;
-                    esac
-                done
-                continue ;;
-        esac
-        for number in ${range%%-*} ${range#*-}; do
-            case $number in "" | *[!0-9]*) return 1 ;; esac
-            [ "$number" -ge "$2" ] && [ "$number" -le "$3" ] || return 1
-        done
-    done
-    IFS=$old_ifs
-    set +f
-}
-
-check_schedule() {
-    case $2 in
-        off | @hourly | @daily | @midnight | @weekly | @monthly | @yearly | @annually) return 0 ;;
-    esac
-    set -f
-    # shellcheck disable=SC2086 # split the pattern into its fields on purpose
-    set -- "$1" $2
-    set +f
-    [ $# -eq 6 ] || die "$1='$(shift; echo "$*")' is not a cron pattern: it needs 5 fields (minute hour day month weekday)"
-    if ! { check_field "$2" 0 59 minute && check_field "$3" 0 23 hour && check_field "$4" 1 31 day &&
-        check_field "$5" 1 12 month && check_field "$6" 0 7 weekday; }; then
-        die "$1='$2 $3 $4 $5 $6' is not a valid cron pattern (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)"
-    fi
-}
-
 validate() {
-    check_schedule FTP_CRON_SCHEDULE "$FTP_CRON_SCHEDULE"
-    check_schedule MYSQL_SYNC_CRON_SCHEDULE "$MYSQL_SYNC_CRON_SCHEDULE"
-    [ "$FTP_CRON_SCHEDULE" = off ] || check_required ftp_log "$FTP_REQUIRED"
-    [ "$MYSQL_SYNC_CRON_SCHEDULE" = off ] || check_required mysql_sync "$MYSQL_REQUIRED"
     case $RUN_ON_START in true | false) ;; *) die "RUN_ON_START must be true or false, got '$RUN_ON_START'" ;; esac
-    for name in HEALTH_MAX_AGE_MINUTES CRON_LOG_MAX_BYTES CRON_LOG_KEEP; do
+    for name in HEALTH_MAX_AGE_MINUTES CRON_LOG_MAX_BYTES CRON_LOG_KEEP STOP_TIMEOUT; do
         value=""
         eval "value=\$$name"
         case $value in "" | *[!0-9]*) die "$name must be a whole number, got '$value'" ;; esac
     done
+    for name in JOB_UID JOB_GID; do
+        value=""
+        eval "value=\${$name:-}"
+        case $value in
+            "") ;;
+            *[!0-9]* | 0) die "$name must be a whole number other than 0 (jobs never run as root), got '$value'" ;;
+        esac
+    done
     id "$JOB_USER" >/dev/null 2>&1 || die "JOB_USER '$JOB_USER' does not exist"
+    cron_files --check >/dev/null || exit 2
 }
 
-# ---------------------------------------------------------------- cron files
+# ---------------------------------------------------------------- the job user and the log folder
 
-# env_line NAME VALUE JOB: a cron environment line that hands VALUE over exactly.
-# cron takes the value literally and removes one pair of surrounding quotes; a value with a line
-# break, or with both kinds of quote, cannot be written that way: it goes to a 0600 file of the
-# job user and the job reads NAME_FILE instead (every setting accepts a _FILE variant).
-env_line() {
-    nl='
-'
-    cr=$(printf '\r')
-    case $2 in
-        *"$nl"* | *"$cr"*) ;;
-        *\"*\'* | *\'*\"*) ;;
-        *\"*) printf "%s='%s'\n" "$1" "$2"; return ;;
-        *) printf '%s="%s"\n' "$1" "$2"; return ;;
-    esac
-    mkdir -p "$RUN_DIR/env/$3"
-    chown "$JOB_USER" "$RUN_DIR/env" "$RUN_DIR/env/$3"
-    printf '%s' "$2" >"$RUN_DIR/env/$3/$1"
-    chown "$JOB_USER" "$RUN_DIR/env/$3/$1"
-    chmod 0400 "$RUN_DIR/env/$3/$1"
-    printf '%s_FILE="%s"\n' "$1" "$RUN_DIR/env/$3/$1"
-}
-
-write_cron_file() {  # JOB SCHEDULE VARS
-    file=$CRON_DIR/${1}_cron
-    if [ "$2" = off ]; then
-        rm -f "$file"
-        log "$1: disabled (schedule off)"
-        return
+# The jobs write and rotate cron.log in the log folder, usually a bind mount of the host's ./logs.
+# They run as the folder's owner (JOB_UID/JOB_GID, by default the folder's uid and gid), so the host
+# user who owns the checkout keeps full use of the folder and every file in it; the image's user is
+# renumbered to match. A folder owned by root (a named volume, a checkout of root's) is handed to the
+# job user instead.
+job_user() {
+    uid=${JOB_UID:-} gid=${JOB_GID:-}
+    owner=$(stat -c %u "$LOG_DIR")
+    if [ -z "$uid" ] && [ "$owner" != 0 ]; then
+        uid=$owner
+        [ -n "$gid" ] || gid=$(stat -c %g "$LOG_DIR")
+        [ "$gid" != 0 ] || gid=""
     fi
-    (
-        umask 077
-        {
-            echo "# written by start.sh at $(stamp); edit the schedule in start.sh or the environment"
-            echo "SHELL=/bin/sh"
-            echo "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-            echo "LANG=C.UTF-8"
-            for name in DATASYNC_APP_DIR DATASYNC_LOG_DIR DATASYNC_RUN_DIR DATASYNC_PYTHON CRON_LOG_MAX_BYTES \
-                CRON_LOG_KEEP $3; do
-                eval "isset=\${$name+x} value=\${$name-}"
-                [ -z "$isset" ] || env_line "$name" "$value" "$1"
-                eval "isset=\${${name}_FILE+x} value=\${${name}_FILE-}"
-                [ -z "$isset" ] || env_line "${name}_FILE" "$value" "$1"
-            done
-            echo "$2 $JOB_USER $0 run $1"
-        } >"$file.tmp"
-        chmod 0600 "$file.tmp"
-        mv "$file.tmp" "$file"
-    )
-    log "$1: scheduled '$2' as $JOB_USER"
+    if [ -n "$gid" ] && [ "$(id -g "$JOB_USER")" != "$gid" ]; then
+        groupmod -o -g "$gid" "$(id -gn "$JOB_USER")"  # the user's primary group follows
+    fi
+    if [ -n "$uid" ] && [ "$(id -u "$JOB_USER")" != "$uid" ]; then
+        usermod -o -u "$uid" "$JOB_USER"
+    fi
+    if [ "$owner" = 0 ] || [ "$owner" != "$(id -u "$JOB_USER")" ]; then
+        chown "$JOB_USER:$(id -g "$JOB_USER")" "$LOG_DIR"
+    fi
 }
 
 # ---------------------------------------------------------------- running a job (as cron does)
@@ -212,12 +130,12 @@ run_job() {
     echo "$pid" >"$RUN_DIR/$1.pid"
     rc=0
     wait "$pid" || rc=$?
-    rm -f "$RUN_DIR/$1.pid"
     if [ "$rc" -eq 0 ]; then
         touch "$RUN_DIR/$1.ok"
     else
         echo "$(stamp) start.sh: $1 exited with code $rc"
     fi
+    rm -f "$RUN_DIR/$1.pid"  # last: the entrypoint waits for this before it exits
     exit "$rc"
 }
 
@@ -242,17 +160,38 @@ health() {
 
 # ---------------------------------------------------------------- main (PID 1)
 
+running_jobs() {  # the pids of jobs still running (each `start.sh run` removes its pid file last)
+    for job in ftp_log mysql_sync; do
+        [ ! -f "$RUN_DIR/$job.pid" ] || echo "$job:$(cat "$RUN_DIR/$job.pid" 2>/dev/null)"
+    done
+}
+
+# On SIGTERM (docker compose stop): cron stops starting jobs; each running job gets SIGTERM once
+# (it cancels its statement, rolls back and exits 143) and STOP_TIMEOUT seconds to finish; one that
+# is still running then is killed, with a line saying so. Keep STOP_TIMEOUT below Compose's
+# stop_grace_period (docker-compose.yaml), or the engine kills the container first (exit 137).
 stop() {
     log "stopping: SIGTERM to cron and to running jobs (their open transaction rolls back)"
     kill -TERM "$cron_pid" 2>/dev/null || true
-    for pidfile in "$RUN_DIR"/*.pid; do
-        [ -f "$pidfile" ] && [ "$pidfile" != "$RUN_DIR/cron.pid" ] || continue
-        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    i=0
-    while [ "$i" -lt 15 ] && ls "$RUN_DIR"/*_*.pid >/dev/null 2>&1; do
+    signalled=" "
+    ticks=0
+    while [ -n "$(running_jobs)" ] && [ "$ticks" -lt $((STOP_TIMEOUT * 10)) ]; do
+        for entry in $(running_jobs); do  # also a job cron started just before it stopped
+            case $signalled in *" $entry "*) continue ;; esac
+            kill -TERM "${entry#*:}" 2>/dev/null || true
+            signalled="$signalled$entry "
+        done
         sleep 0.1
-        i=$((i + 1))
+        ticks=$((ticks + 1))
+    done
+    for entry in $(running_jobs); do
+        log "${entry%%:*} (pid ${entry#*:}) still running ${STOP_TIMEOUT}s after SIGTERM; killing it (SIGKILL)"
+        kill -KILL "${entry#*:}" 2>/dev/null || true
+    done
+    ticks=0
+    while [ -n "$(running_jobs)" ] && [ "$ticks" -lt 20 ]; do  # let `start.sh run` log the exit code
+        sleep 0.1
+        ticks=$((ticks + 1))
     done
     sleep 0.2  # let tail show the last lines
     kill "$tail_pid" 2>/dev/null || true
@@ -263,20 +202,22 @@ stop() {
 main() {
     validate
     mkdir -p "$RUN_DIR" "$LOG_DIR"
+    job_user
     rm -rf "$RUN_DIR/env" "$RUN_DIR"/*.pid
-    chown "$JOB_USER" "$RUN_DIR" "$LOG_DIR"
+    chown "$JOB_USER" "$RUN_DIR"
     touch "$LOG_FILE" "$RUN_DIR/started"
-    chown "$JOB_USER" "$LOG_FILE"
+    chown "$JOB_USER:$(id -g "$JOB_USER")" "$LOG_FILE"
     tail -n 0 -F "$LOG_FILE" 2>/dev/null &
     tail_pid=$!
     trap 'kill "$tail_pid" 2>/dev/null || true' EXIT
     trap stop TERM INT
-    write_cron_file ftp_log "$FTP_CRON_SCHEDULE" "$COMMON_VARS $FTP_VARS"
-    write_cron_file mysql_sync "$MYSQL_SYNC_CRON_SCHEDULE" "$COMMON_VARS $MYSQL_VARS"
+    log "jobs run as $JOB_USER (uid $(id -u "$JOB_USER"), gid $(id -g "$JOB_USER")); logs in $LOG_FILE"
+    done=$(cron_files) || exit 2
+    echo "$done" | while IFS= read -r line; do log "$line"; done
     cron -f &
     cron_pid=$!
     echo "$cron_pid" >"$RUN_DIR/cron.pid"
-    log "cron started (pid $cron_pid); logs in $LOG_FILE"
+    log "cron started (pid $cron_pid)"
     if [ "$RUN_ON_START" = true ]; then
         for job in ftp_log mysql_sync; do
             [ -e "$CRON_DIR/${job}_cron" ] || continue

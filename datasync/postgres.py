@@ -44,7 +44,12 @@ def connect(pg, common, application_name="datasync"):
             return ConfigError(f"{what} refused the connection: {reason}")
         return None
 
-    return with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError, refused)
+    conn = with_retries(lambda: psycopg2.connect(**params), what, common, psycopg2.OperationalError, refused)
+    if conn.server_version >= 140000:  # a killed client's statement stops within a second, not at its end
+        with conn.cursor() as cur:
+            cur.execute("SET client_connection_check_interval = '1s'")
+        conn.commit()
+    return conn
 
 
 def server_version(conn):
@@ -148,13 +153,10 @@ def copy_in(conn, table_sql, columns, chunks, options=""):
 
 
 def is_connection_error(exc):
-    """True for errors that mean the connection is gone rather than the data was bad.
-
-    An error the server reports with an SQLSTATE is a lost connection only in class 08 or as
-    57P (shutdown, terminated): psycopg2 also files a lock timeout (55P03) and a cancelled
-    statement (57014) under OperationalError, and neither loses the connection.
-    """
-    code = getattr(exc, "pgcode", None)
+    """True for errors that mean the connection is gone rather than the statement failed: a server error
+    of class 08 or 57P (shut down, crashed), or a driver error without SQLSTATE (the socket broke).
+    A lock timeout or a cancelled statement is an OperationalError too, but the connection lives."""
+    code = getattr(exc, "pgcode", None) or ""
     if code:
         return code.startswith(("08", "57P"))
     return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
@@ -172,3 +174,19 @@ def reopen(conn, pg, common, application_name):
 def usable(conn):
     """False when the connection is closed or broken (its transaction status is unknown)."""
     return not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+
+
+def lock_wait(monitor, pid):
+    """What backend ``pid`` waits for and who holds it, in one line; None when it waits for no lock."""
+    with monitor.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT string_agg(DISTINCT coalesce(relation::regclass::text, locktype), ', ') FROM pg_locks "
+            "WHERE pid = %(pid)s AND NOT granted), b.pid, b.application_name, b.state, "
+            "left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120) "
+            "FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(%(pid)s)) LIMIT 1", {"pid": pid})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    what, holder, application, holder_state, query = row
+    return (f"PostgreSQL: waiting for a lock on {what or 'a row'} held by pid {holder} "
+            f"({application or 'no application name'}, {holder_state}): {query}")

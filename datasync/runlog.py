@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 
 import psycopg2
 import psycopg2.errors
@@ -108,6 +109,40 @@ def install_signal_handlers():
     threading.Thread(target=_watch, args=(read_fd,), name="stop-watcher", daemon=True).start()
 
 
+# ---------------------------------------------------------------- lock waits
+
+
+class LockWatch:
+    """Every ``interval`` seconds, asks each probe what its connection is waiting for, and logs each new
+    wait once ("waiting for a lock on ... held by ..."): a wait is bounded by LOCK_TIMEOUT, and the log
+    says what it was for, so a sync blocked behind another session never sits silent."""
+
+    def __init__(self, interval=5.0):
+        self.interval, self.probes, self.seen = interval, [], set()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="lock-watch", daemon=True)
+
+    def add(self, probe):
+        self.probes.append(probe)
+        if not self.thread.is_alive() and not self.stopped.is_set():
+            self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+
+    def _loop(self):
+        while not self.stopped.wait(self.interval):
+            for probe in list(self.probes):
+                try:
+                    wait = probe()
+                except Exception:  # noqa: BLE001 - a monitor must never disturb the run
+                    log.debug("lock probe failed", exc_info=True)
+                    continue
+                if wait and wait not in self.seen:
+                    self.seen.add(wait)
+                    log.warning("%s (at most LOCK_TIMEOUT)", wait)
+
+
 # ---------------------------------------------------------------- entry points
 
 
@@ -142,7 +177,14 @@ def exit_with(code):
 def run_job(settings, service, application, body) -> int:
     """Open the run, call ``body(run)`` (returns the exit code), record the outcome, close."""
     run = Run(settings, service, application)
-    run.open()
+    try:
+        run.open()
+    except BaseException as exc:
+        run.close()
+        error = classify(exc)
+        if error is exc:
+            raise
+        raise error from exc
     try:
         code = body(run)
     except Interrupted as exc:
@@ -173,6 +215,8 @@ class Run:
         self.id = None
         self.details = []          # per-item results, stored with the outcome
         self.locks = []            # session advisory locks held for the whole run
+        self.watch = LockWatch()
+        self.monitor = None        # a second connection, opened when a statement runs long, to see its waits
 
     @property
     def schema(self):
@@ -181,9 +225,21 @@ class Run:
     def open(self):
         self.pg = self.connect()
         on_stop(self.cancel)
+        self.watch.add(self.waiting)
         state.ensure_schema(self.pg, self.schema)
         self.id = state.start_run(self.pg, self.schema, self.service)
         return self
+
+    def waiting(self):
+        """Lock probe: what this run's PostgreSQL session waits for, and who holds it (None when nothing)."""
+        pg = self.pg
+        if pg is None or pg.closed:
+            return None
+        if self.monitor is None or self.monitor.closed:
+            self.monitor = postgres.connect(self.settings.postgres, replace(self.settings.common, connect_retries=1),
+                                            f"{self.application} (lock monitor)")
+            self.monitor.autocommit = True
+        return postgres.lock_wait(self.monitor, pg.get_backend_pid())
 
     def connect(self):
         return postgres.connect(self.settings.postgres, self.settings.common, self.application)
@@ -196,8 +252,10 @@ class Run:
 
     def close(self):
         forget_stop(self.cancel)
-        if self.pg is not None:
-            self.pg.close()
+        self.watch.stop()
+        for conn in (self.pg, self.monitor):
+            if conn is not None:
+                conn.close()
 
     def try_lock(self, name):
         """A session advisory lock held until the run ends; False when another session holds it."""
@@ -269,9 +327,10 @@ def classify(exc):
         return Interrupted(Interrupted.received)
     if isinstance(exc, psycopg2.Error):
         reason = one_line(exc)
+        if isinstance(exc, psycopg2.errors.LockNotAvailable):
+            return LockWaitTimeout(f"waited LOCK_TIMEOUT for a PostgreSQL lock ({exc.diag.message_primary}); "
+                                   "the next run tries again")
         if postgres.is_connection_error(exc):
             return ConnectionLost(f"PostgreSQL connection lost: {reason}")
-        if isinstance(exc, psycopg2.errors.LockNotAvailable):
-            return LockWaitTimeout(f"waited LOCK_TIMEOUT for a PostgreSQL lock: {reason}")
         return ItemError(f"PostgreSQL: {reason}")
     return exc

@@ -3,7 +3,9 @@
 All of it lives in one schema (DATASYNC_STATE_SCHEMA, default ``datasync``):
 
 - ``runs``         one row per run of either service, with per-table/per-file results (jsonb)
-- ``mysql_tables`` per copied table: mode, cursor column, watermark, last result
+- ``mysql_tables`` per copied table: mode, cursor column, watermark, last result; for diff mode the
+                   digest signature and bucket count, for the delete check the digest of the key set
+- ``mysql_buckets`` diff mode: per table and bucket, the row count and digest of what PostgreSQL holds
 - ``ftp_files``    per remote file (keyed by server and path): size, mtime, head fingerprint,
                    bytes loaded, counts, status, deletion
 
@@ -74,17 +76,47 @@ CREATE TABLE IF NOT EXISTS {schema}.ftp_files (
     last_error    text,
     PRIMARY KEY (source, remote_path)
 );
+ALTER TABLE {schema}.mysql_tables
+    ADD COLUMN IF NOT EXISTS signature text,
+    ADD COLUMN IF NOT EXISTS buckets integer,
+    ADD COLUMN IF NOT EXISTS key_rows bigint,
+    ADD COLUMN IF NOT EXISTS key_digest bigint,
+    ADD COLUMN IF NOT EXISTS rows_compared bigint;
+CREATE TABLE IF NOT EXISTS {schema}.mysql_buckets (
+    source_db     text NOT NULL,
+    source_table  text NOT NULL,
+    bucket        integer NOT NULL,
+    row_count     bigint NOT NULL,
+    digest        bigint NOT NULL,
+    PRIMARY KEY (source_db, source_table, bucket)
+);
 """
+
+
+NEWEST = ("mysql_tables", "rows_compared")  # the last column the DDL added: present means up to date
 
 
 def ensure_schema(conn, schema):
     """Create the state schema (unless it exists: a role may lack CREATE on the database) and its
-    tables; an advisory lock serialises replicas."""
+    tables, or add what an earlier version lacked; an advisory lock serialises replicas.  When the
+    state is up to date nothing is locked (ALTER TABLE would wait behind every reader of the state)."""
     with conn.cursor() as cur:
+        if is_current(cur, schema):
+            conn.rollback()
+            return
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key("state-ddl")))
         create_schema(cur, schema)
         cur.execute(sql.SQL(DDL).format(schema=ident(schema)))
     conn.commit()
+
+
+def is_current(cur, schema):
+    cur.execute("SELECT count(*) = 4 AND bool_or(c.relname = %s AND EXISTS (SELECT 1 FROM pg_attribute a "
+                "WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relname IN ('runs', 'mysql_tables', 'mysql_buckets', 'ftp_files') AND c.relkind = 'r'",
+                (*NEWEST, schema))
+    return cur.fetchone()[0]
 
 
 def start_run(conn, schema, service):
@@ -155,13 +187,13 @@ def _upsert(conn, schema, table, key, row):
         cur.execute(statement, list(row.values()))
 
 
-def record_table_failure(conn, schema, source_db, source_table, run_id, error):
-    """Note a failed attempt without touching the watermark (own small transaction)."""
+def record_table_failure(conn, schema, source_db, source_table, run_id, error, status="failed"):
+    """Note a failed attempt (or a table gone from MySQL) without touching the watermark (own small transaction)."""
     with conn.cursor() as cur:
         cur.execute(sql.SQL(
-            "UPDATE {}.mysql_tables SET last_status = 'failed', last_error = %s, last_run_id = %s "
+            "UPDATE {}.mysql_tables SET last_status = %s, last_error = %s, last_run_id = %s "
             "WHERE source_db = %s AND source_table = %s").format(ident(schema)),
-            (error, run_id, source_db, source_table))
+            (status, error, run_id, source_db, source_table))
     conn.commit()
 
 
@@ -205,3 +237,56 @@ def recent_files(conn, schema, source, limit=50):
         rows = cur.fetchall()
     conn.rollback()
     return rows
+
+
+def load_buckets(conn, schema, source_db, source_table):
+    """{bucket: (rows, digest)} as stored for a diff-mode table (digests as unsigned 64-bit ints)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT bucket, row_count, digest FROM {}.mysql_buckets WHERE source_db = %s "
+                            "AND source_table = %s").format(ident(schema)), (source_db, source_table))
+        return {b: (rows, digest & MASK64) for b, rows, digest in cur.fetchall()}
+
+
+def save_buckets(conn, schema, source_db, source_table, changed, current, replace_all=False):
+    """Store the digests of the ``changed`` buckets (dropping those now empty), in the caller's transaction."""
+    with conn.cursor() as cur:
+        if replace_all:
+            cur.execute(sql.SQL("DELETE FROM {}.mysql_buckets WHERE source_db = %s AND source_table = %s")
+                        .format(ident(schema)), (source_db, source_table))
+        gone = [b for b in changed if b not in current]
+        if gone and not replace_all:
+            cur.execute(sql.SQL("DELETE FROM {}.mysql_buckets WHERE source_db = %s AND source_table = %s "
+                                "AND bucket = ANY(%s)").format(ident(schema)), (source_db, source_table, gone))
+        rows = [(source_db, source_table, b, *current[b]) for b in changed if b in current]
+        if rows:
+            cur.execute(sql.SQL(
+                "INSERT INTO {}.mysql_buckets (source_db, source_table, bucket, row_count, digest) "
+                "SELECT %s, %s, b, r, d FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS u(b, r, d) "
+                "ON CONFLICT (source_db, source_table, bucket) DO UPDATE SET row_count = EXCLUDED.row_count, "
+                "digest = EXCLUDED.digest").format(ident(schema)),
+                (source_db, source_table, [r[2] for r in rows], [r[3] for r in rows], [signed(r[4]) for r in rows]))
+
+
+def drop_table_state(conn, schema, source_db, source_table):
+    """Forget a table (its copy was dropped), in the caller's transaction."""
+    with conn.cursor() as cur:
+        for table in ("mysql_buckets", "mysql_tables"):
+            cur.execute(sql.SQL("DELETE FROM {}.{} WHERE source_db = %s AND source_table = %s").format(
+                ident(schema), ident(table)), (source_db, source_table))
+
+
+def owner_of(conn, schema, target_schema, target_table):
+    """The (source_db, source_table) whose copy ``target_schema.target_table`` is, or None."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT source_db, source_table FROM {}.mysql_tables WHERE target_schema = %s "
+                            "AND target_table = %s LIMIT 1").format(ident(schema)), (target_schema, target_table))
+        return cur.fetchone()
+
+
+MASK64 = (1 << 64) - 1
+
+
+def signed(value):
+    """An unsigned 64-bit digest as PostgreSQL's bigint."""
+    value &= MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value

@@ -21,18 +21,42 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def pg_server():
-    server = servers.postgres_server()
+    try:
+        server = servers.postgres_server()
+    except servers.ServerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield server
     if server.stop:
         server.stop()
 
 
 @pytest.fixture(scope="session")
-def mysql_server():
-    server = servers.mysql_server()
-    yield server
-    if server.stop:
-        server.stop()
+def mysql_servers():
+    """mysql_servers(kind): each kind of MySQL server is found (or started) once per session, and a
+    server this session started is stopped at its end. A server that cannot be had fails every test
+    that needs it with the same message (it is tried once)."""
+    found = {}
+
+    def get(kind):
+        if kind not in found:
+            try:
+                found[kind] = servers.mysql_server(kind)
+            except servers.ServerUnavailable as exc:
+                found[kind] = str(exc)
+        if isinstance(found[kind], str):
+            pytest.fail(found[kind], pytrace=False)
+        return found[kind]
+
+    yield get
+    for server in found.values():
+        if isinstance(server, servers.Server) and server.stop:
+            server.stop()
+
+
+@pytest.fixture(scope="session", params=servers.MYSQL_KINDS)
+def mysql_server(request, mysql_servers):
+    """Every test that uses MySQL runs on each server: [mariadb] and [mysql] (Oracle MySQL)."""
+    return mysql_servers(request.param)
 
 
 class PgDB:
@@ -78,6 +102,19 @@ class MyDB:
         with conn.cursor() as cur:
             cur.executemany(statement, rows)
         conn.close()
+
+    def value(self, statement, args=None):
+        conn = self.connect()
+        with conn.cursor() as cur:
+            cur.execute(statement, args)
+            row = cur.fetchone()
+        conn.close()
+        return row[0]
+
+    def is_oracle_mysql8(self):
+        """Oracle MySQL 8.0 or later (not MariaDB, not 5.7): geographic SRSs have their own axis order there."""
+        version = self.value("SELECT VERSION()")
+        return "mariadb" not in version.lower() and int(version.split(".")[0]) >= 8
 
 
 def unique_name(prefix):

@@ -1,49 +1,19 @@
-"""Helpers shared by test modules: rows by column name, waiting for a condition, services in the background."""
+"""Helpers shared by the test modules: waiting, running a service in the background, MySQL and
+PostgreSQL look-ups by column name (never by position), and sessions that hold locks."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 
-from psycopg2.extras import RealDictCursor
+import psycopg2.extras
 
 from tests.conftest import ROOT
 
 LOG_COLUMNS = "source_file, file_version, line_no, machine_id, logged_at::text AS logged_at, level, message, fields"
-
-
-def rows(pg_db, statement, args=None):
-    """The result rows as dicts, by column name."""
-    conn = pg_db.connect()
-    try:
-        with conn.cursor(cursor_factory=RealDictCursor) as cur:
-            cur.execute(statement, args)
-            return [dict(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
-
-
-def pick(row, *columns):
-    """Some columns of a row, as a tuple to compare."""
-    return tuple(row[c] for c in columns)
-
-
-def logs(pg_db, where="true", args=None):
-    """machine_logs rows (logged_at as text), in file, version and line order."""
-    return rows(pg_db, f"SELECT {LOG_COLUMNS} FROM machine_logs WHERE {where} "
-                "ORDER BY source_file, file_version, line_no", args)
-
-
-def rejects(pg_db):
-    return rows(pg_db, "SELECT source_file, file_version, line_no, raw_line, reason FROM machine_log_rejects "
-                "ORDER BY source_file, line_no")
-
-
-def ledger(pg_db, path):
-    """The ledger row (datasync.ftp_files) of a remote path, or None."""
-    found = rows(pg_db, "SELECT * FROM datasync.ftp_files WHERE remote_path = %s", (path,))
-    return found[0] if found else None
 
 
 def wait_for(predicate, timeout=60, what="condition"):
@@ -57,9 +27,60 @@ def wait_for(predicate, timeout=60, what="condition"):
 
 
 def start_service(script, env, *args):
-    """A service running in the background (output collected), as cron would start it."""
+    """A service running in the background (stdout and stderr together), as cron would start it."""
     return subprocess.Popen([sys.executable, str(ROOT / script), *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
+
+
+def start_sync(env, *args):
+    """mysql_sync_service.py in the background (stdout and stderr together)."""
+    return subprocess.Popen([sys.executable, str(ROOT / "mysql_sync_service.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=60):
+    """Send ``sig`` and return (exit code, output)."""
+    os.kill(proc.pid, sig)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def pg_rows(pg_db, statement, args=None):
+    """Rows as dicts (columns by name, never by position)."""
+    with pg_db.connect() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(statement, args)
+        rows = [dict(r) for r in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def pick(row, *columns):
+    """Some columns of a row, as a tuple to compare."""
+    return tuple(row[c] for c in columns)
+
+
+def table_state(pg_db, table):
+    """The state row of a synced MySQL table (datasync.mysql_tables), as a dict."""
+    rows = pg_rows(pg_db, "SELECT * FROM datasync.mysql_tables WHERE source_table = %s", (table,))
+    return rows[0] if rows else None
+
+
+def logs(pg_db, where="true", args=None):
+    """machine_logs rows (logged_at as text), in file, version and line order."""
+    return pg_rows(pg_db, f"SELECT {LOG_COLUMNS} FROM machine_logs WHERE {where} "
+                   "ORDER BY source_file, file_version, line_no", args)
+
+
+def rejects(pg_db):
+    """machine_log_rejects rows, in file and line order."""
+    return pg_rows(pg_db, "SELECT source_file, file_version, line_no, raw_line, reason FROM machine_log_rejects "
+                   "ORDER BY source_file, line_no")
+
+
+def ledger(pg_db, path):
+    """The ledger row (datasync.ftp_files) of a remote path, or None."""
+    found = pg_rows(pg_db, "SELECT * FROM datasync.ftp_files WHERE remote_path = %s", (path,))
+    return found[0] if found else None
 
 
 def hold(pg_db, statement, args=None):
@@ -69,10 +90,22 @@ def hold(pg_db, statement, args=None):
     return conn
 
 
-def backend_waiting(pg_db, application, query_prefix, wait_event_type=None):
-    """A predicate: the service's PostgreSQL session runs a statement starting with ``query_prefix``
-    (and, when given, waits for an event of that type, such as ``Lock``)."""
+def backend_waiting(pg_db, application="datasync mysql_sync", query_prefix="", wait_event_type="Lock"):
+    """A predicate: the service's session in this test's database runs a statement starting with
+    ``query_prefix`` and, unless ``wait_event_type`` is None, waits for an event of that type."""
     condition = "AND wait_event_type = %s" if wait_event_type else ""
     args = (application, query_prefix + "%", *((wait_event_type,) if wait_event_type else ()))
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND "
-                               f"state = 'active' AND query LIKE %s {condition}", args) > 0
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               f"application_name = %s AND state = 'active' AND query LIKE %s {condition}",
+                               args) > 0
+
+
+def mysql_statements(mysql_db):
+    """Statements running on MySQL for the test database, other than the one asking."""
+    conn = mysql_db.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT ID, COMMAND, STATE, INFO FROM information_schema.PROCESSLIST WHERE DB = %s "
+                    "AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')", (mysql_db.name,))
+        rows = cur.fetchall()
+    conn.close()
+    return rows

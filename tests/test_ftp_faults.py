@@ -20,7 +20,7 @@ def big_log(inbox, name, lines):
 
 
 def copying(pg_db):
-    return backend_waiting(pg_db, "datasync ftp_log", "COPY")
+    return backend_waiting(pg_db, "datasync ftp_log", "COPY", wait_event_type=None)
 
 
 def start(env):
@@ -138,7 +138,8 @@ def test_line_appended_after_the_load_is_not_deleted_unloaded(inbox, pg_db, serv
 
 def copying_backend(pg_db, other_than=None):
     """The pid of the service's session while it COPYs (not ``other_than``), or None."""
-    found = pg_db.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'datasync ftp_log' AND "
+    found = pg_db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
+                        "application_name = 'datasync ftp_log' AND "
                         "state = 'active' AND query LIKE 'COPY%%' AND pid <> %s", (other_than or 0,))
     return found[0][0] if found else None
 
@@ -189,7 +190,8 @@ def test_copy_waiting_past_lock_timeout_fails_that_file_alone(inbox, ingest, pg_
         holder.close()
     assert blocked.code == 1, blocked.out
     for path in ("/a.log", "/b.log"):
-        assert blocked.lines(f"{path}: waited LOCK_TIMEOUT for a PostgreSQL lock: ")
+        assert blocked.lines(f"{path}: waited LOCK_TIMEOUT for a PostgreSQL lock (canceling statement due to lock "
+                             "timeout); the next run tries again")
     assert blocked.lines("files: 2 seen, 0 loaded") and blocked.lines("2 failed")
     assert not logs(pg_db) and inbox.files() == ["a.log", "b.log"]
     again = ingest(DELETE_AFTER_SYNC="true")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests import servers
-from tests.conftest import ROOT, PgDB
+from tests.conftest import PgDB
+from tests.helpers import start_sync as start
+from tests.helpers import wait_for
 
 BIG = ("CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(100), updated_at TIMESTAMP(6) NOT NULL "
        "DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))")
@@ -26,23 +24,11 @@ def fill_big(mysql_db, rows=400_000):
         n *= 2
 
 
-def start(env, *args):
-    return subprocess.Popen([sys.executable, str(ROOT / "mysql_sync_service.py"), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def copying(pg_db):
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                               "'datasync mysql_sync' AND state = 'active' AND query LIKE 'COPY%%'") > 0
+    """A COPY of our service into this test's database (other runs may share the server)."""
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               "application_name = 'datasync mysql_sync' AND state = 'active' "
+                               "AND query LIKE 'COPY%%'") > 0
 
 
 def test_unreachable_servers_exit_3_without_secrets(sync):
@@ -135,7 +121,6 @@ def test_postgres_restarted_mid_run_is_retried(sync_env, mysql_db, private_pg):
     assert "big: PostgreSQL connection lost" in out
     assert private_pg.value("SELECT count(*) FROM src.big") == 400_000
     assert private_pg.value("SELECT count(*) FROM pg_class WHERE relname LIKE '_datasync%%'") == 0
-    assert os.path.exists(ROOT / "mysql_sync_service.py")
 
 
 def test_merge_failing_while_mysql_counts_fails_only_that_table(sync, mysql_db, pg_db):
@@ -163,3 +148,42 @@ def test_merge_failing_while_mysql_counts_fails_only_that_table(sync, mysql_db, 
     assert again.lines("big: incremental ok: 0 inserted, 10 updated, 1 deleted")
     assert pg_db.value("SELECT count(*) FROM src.big WHERE payload = 'changed'") == 10
     assert pg_db.value("SELECT count(*) FROM src.big") == 399_999
+
+
+@pytest.mark.parametrize("variable, value, says", [
+    ("MYSQL_DB", "no_such_database", "MySQL at 127.0.0.1"), ("MYSQL_PASSWORD", "wrong-password", "MySQL at"),
+    ("POSTGRES_DB", "no_such_database", "PostgreSQL at 127.0.0.1")])
+def test_a_refused_login_or_unknown_database_is_a_configuration_error(sync, variable, value, says):
+    result = sync(**{variable: value}, CONNECT_RETRIES="3")
+    assert result.code == 2, result.out
+    assert result.lines(f"{says}") and result.lines("refused the connection")
+    assert not result.lines("retrying")  # not retried like an outage
+    assert "wrong-password" not in result.out
+
+
+def test_a_column_dropped_while_the_run_reads_is_reported_as_such(sync_env, mysql_db, pg_db):
+    fill_big(mysql_db)
+    mysql_db.run("CREATE TABLE zlater (id INT PRIMARY KEY, v INT)", "INSERT INTO zlater VALUES (1, 1)")
+    proc = start(sync_env)
+    wait_for(copying(pg_db), what="the COPY of the first table")
+    mysql_db.run("ALTER TABLE zlater DROP COLUMN v")  # after the run read the catalogue, before it reads zlater
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "zlater: failed: table 'zlater': the table changed in MySQL while it was read" in out
+    assert "connection lost" not in out
+    assert pg_db.value("SELECT count(*) FROM src.big") == 400_000
+
+
+def test_verify_waits_for_a_running_sync_at_most_lock_timeout(sync, mysql_db, pg_db):
+    from datasync.postgres import LOCK_NAMESPACE, lock_key
+
+    mysql_db.run("CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    assert sync().code == 0
+    holder = pg_db.connect()
+    holder.autocommit = True
+    holder.cursor().execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, lock_key("mysql:src.t")))
+    try:
+        result = sync("--verify", LOCK_TIMEOUT="2")
+    finally:
+        holder.close()
+    assert result.code == 1 and result.lines("t: not verified: a sync has held the table for LOCK_TIMEOUT (2s)")

@@ -179,9 +179,16 @@ def test_geometry_becomes_postgis_geometry_when_the_target_has_postgis(sync, mys
     assert available, ("PostGIS is not installed for this PostgreSQL: apt-get install "
                        "postgresql-$(ls /usr/lib/postgresql)-postgis-3 (bash .ci/run does)")
     pg_db.query("CREATE EXTENSION postgis")
+    # longitude 13.4, latitude 52.5 (Berlin). MySQL 8 reads WKT of SRID 4326 latitude first, as the SRS
+    # defines its axes, unless told otherwise; MariaDB always reads x y as longitude latitude.
+    long_lat = ", 'axis-order=long-lat'" if mysql_db.is_oracle_mysql8() else ""
     mysql_db.run("CREATE TABLE places (id INT PRIMARY KEY, g GEOMETRY, p POINT)",
                  "INSERT INTO places VALUES (1, ST_GeomFromText('POLYGON((0 0,4 0,4 3,0 0))', 3857), "
-                 "ST_GeomFromText('POINT(13.4 52.5)', 4326)), (2, NULL, ST_GeomFromText('POINT(-1.5 0.25)'))")
+                 f"ST_GeomFromText('POINT(13.4 52.5)', 4326{long_lat})), "
+                 "(2, NULL, ST_GeomFromText('POINT(-1.5 0.25)'))")
+    if long_lat:  # the test's premise: MySQL holds the point as longitude 13.4, latitude 52.5
+        assert mysql_db.value("SELECT CONCAT(ST_Longitude(p), ' ', ST_Latitude(p)) FROM places WHERE id = 1") \
+            == "13.4 52.5"
     result = sync()
     assert result.code == 0, result.out
     assert pg_db.query("SELECT id, ST_AsEWKT(g), ST_AsEWKT(p), ST_Area(g) FROM src.places ORDER BY id") == [

@@ -66,7 +66,7 @@ class Reader:
     def _read_secret_file(self, file_var):
         path = self.env[file_var]
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_bytes().decode("utf-8")  # bytes: a carriage return stays one
         except (OSError, UnicodeDecodeError) as exc:
             return self.fail(file_var, f"cannot read {path}: {exc.__class__.__name__}")
         return text[:-1] if text.endswith("\n") else text  # one trailing newline, as editors add

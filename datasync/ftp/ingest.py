@@ -172,7 +172,8 @@ def gone(f):
 
 def failed(job, f, error, started):
     """Log a failed file and note it in the ledger; the next run tries again."""
-    log.error("%s: %s; nothing from this attempt was kept, the next run tries again", f.path, error)
+    again = "" if error.endswith("the next run tries again") else ", the next run tries again"
+    log.error("%s: %s; nothing from this attempt was kept%s", f.path, error, again)
     try:
         job.run.attempt(f.path, lambda: job.ledger.note(f.path, last_error=error, last_run_id=job.run.id))
     except ItemError as exc:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import pymysql
+import pymysql.converters
 import pymysql.cursors
+from pymysql.constants import FIELD_TYPE
 
 from ..errors import ConfigError, ConnectionLost, DataSyncError, LockWaitTimeout, TableError
 from ..report import one_line
@@ -27,6 +30,9 @@ SESSION_SETUP = (
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 )
 FETCH_ROWS = 5000
+# values arrive as bytes (use_unicode=False): PyMySQL's DECIMAL converter expects str
+CONVERSIONS = {**pymysql.converters.conversions,
+               **{t: (lambda b: Decimal(b.decode())) for t in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL)}}
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,18 @@ class SourceTable:
                 return tuple(c for c, _ in index.columns)
         return ()
 
+    @property
+    def row_key(self):
+        """The columns that identify a row: the primary key, else a unique key of NOT NULL columns."""
+        if self.primary_key:
+            return self.primary_key
+        for index in sorted(self.indexes, key=lambda i: (len(i.columns), i.name)):
+            columns = [c for c, _ in index.columns]
+            if (index.unique and index.kind == "BTREE" and all(c is not None and p is None for c, p in index.columns)
+                    and all(not self.column(c).nullable for c in columns)):
+                return tuple(columns)
+        return ()
+
     def column(self, name):
         return next(c for c in self.columns if c.name == name)
 
@@ -87,18 +105,23 @@ def error_code(exc):
     return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
 
 
-def translate(exc, what="MySQL"):
+def translate(exc, what=None):
     """A PyMySQL error as this project's exception (the one place they are translated)."""
     code, reason = error_code(exc), one_line(exc)
     if isinstance(exc, pymysql.err.InterfaceError) or code in LOST:
         return ConnectionLost(f"MySQL connection lost: {reason}")
     if code == LOCK_WAIT_TIMEOUT:
-        return LockWaitTimeout(f"{what}: waited LOCK_TIMEOUT for a MySQL lock another session holds (a metadata "
-                               f"lock: ALTER TABLE, LOCK TABLES or a long transaction on the table): {reason}")
+        return LockWaitTimeout(f"{what or 'MySQL'}: waited LOCK_TIMEOUT for a MySQL lock another session holds "
+                               f"(a metadata lock: ALTER TABLE, LOCK TABLES or a long transaction on the table): "
+                               f"{reason}")
     if code in VANISHED:
-        return TableError(f"{what}: the table changed in MySQL while it was read ({reason}); "
+        return TableError(f"{what or 'MySQL'}: the table changed in MySQL while it was read ({reason}); "
                           "the next run reads its new structure")
-    return TableError(f"{what}: MySQL: {reason}")
+    return TableError(f"{what}: MySQL: {reason}" if what else f"MySQL: {reason}")
+
+
+class ChangedOnTheWay(TableError):  # noqa: N818 - what happened, told to the user
+    """MySQL warned while reading: a value was changed (truncated, NULLed, a character replaced)."""
 
 
 class MySQLSource:
@@ -113,11 +136,14 @@ class MySQLSource:
         self.settings, self.common = settings, common
         self.conn = None
         self.busy = False   # a statement is in flight on self.conn
+        self.max_packet = 0  # the server's max_allowed_packet: the largest row it can send
+        self.monitor = None  # a second connection for the lock probe, opened when a statement runs long
 
     def connect(self):
         self.conn = self._open()
         for statement in SESSION_SETUP + (f"SET SESSION lock_wait_timeout = {self.common.lock_timeout}",):
             self.execute(statement)
+        self.max_packet = int(self.execute("SELECT @@max_allowed_packet")[0][0])
         return self
 
     def _open(self, common=None):
@@ -135,7 +161,7 @@ class MySQLSource:
         return with_retries(lambda: pymysql.connect(
             host=s.host, port=s.port, user=s.user, password=s.password.value, database=s.db,
             charset="utf8mb4", use_unicode=False, ssl=ssl, connect_timeout=common.connect_timeout,
-            cursorclass=pymysql.cursors.SSCursor, autocommit=True,
+            cursorclass=pymysql.cursors.SSCursor, autocommit=True, conv=CONVERSIONS,
         ), what, common, pymysql.err.OperationalError, refused)
 
     def close(self):
@@ -145,6 +171,9 @@ class MySQLSource:
             _quietly_close(self.conn)
             self.conn = None
             self.busy = False
+        if self.monitor is not None:
+            _quietly_close(self.monitor)
+            self.monitor = None
 
     def reconnect(self):
         self.close()
@@ -166,17 +195,53 @@ class MySQLSource:
         except (pymysql.Error, DataSyncError, OSError):
             log.debug("could not kill the running MySQL statement", exc_info=True)
 
-    def execute(self, statement, args=None, what="MySQL"):
+    def waiting(self):
+        """Lock probe: what the statement in flight waits for (a metadata or row lock), or None."""
+        conn = self.conn
+        if conn is None or not self.busy:
+            return None
+        if self.monitor is None or not self.monitor.open:
+            self.monitor = self._open(replace(self.common, connect_retries=1))
+        with self.monitor.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute("SELECT STATE, TIME, LEFT(INFO, 80) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (conn.thread_id(),))
+            row = cur.fetchone()
+        if not row or "lock" not in _text(row[0] or "").lower():
+            return None
+        return (f"MySQL: {_text(row[0]).lower()} (another session is altering or locking the table, or holds a "
+                f"transaction on it), for {row[1]}s now: {_text(row[2])}")
+
+    def execute(self, statement, args=None, what=None, warnings=False):
         """Run a statement and return all rows, decoded to str where they are bytes."""
+        return [tuple(_text(v) for v in row) for row in self.execute_raw(statement, args, what, warnings)]
+
+    def execute_raw(self, statement, args=None, what=None, warnings=False):
+        """Run a statement and return all rows as the driver gives them (text as bytes); a warning
+        fails it (MySQL changed a value) unless ``warnings`` are expected (a diagnostic query)."""
         self.busy = True
         try:
             with self.conn.cursor(pymysql.cursors.Cursor) as cur:
                 cur.execute(statement, args)
-                return [tuple(_text(v) for v in row) for row in cur.fetchall()]
+                rows = cur.fetchall()
+                if cur.warning_count and not warnings:
+                    self._refuse_warnings(what)
+                return rows
         except pymysql.Error as exc:
             raise translate(exc, what) from exc
+        except BaseException:  # interrupted while the server works on it: stop the statement there too
+            self.cancel()
+            raise
         finally:
             self.busy = False
+
+    def _refuse_warnings(self, what):
+        """MySQL warns when it changed a value on the way (a result too large, a character it could not
+        convert): the data is not exact, so the table fails, saying what MySQL said."""
+        with self.conn.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute("SHOW WARNINGS LIMIT 3")
+            warnings = "; ".join(f"{_text(level)} {code}: {_text(message)}" for level, code, message in cur.fetchall())
+        raise ChangedOnTheWay(f"{what}: MySQL changed values while reading them, so the copy would not be "
+                              f"exact: {warnings}")
 
     def start(self, statement):
         """Run a small query on this connection in the background (see Pending)."""
@@ -191,7 +256,7 @@ class MySQLSource:
         major = version.split(".")[0]
         return "mariadb" not in version.lower() and major.isdigit() and int(major) >= 8
 
-    def stream(self, statement, args=None, what="MySQL"):
+    def stream(self, statement, args=None, what=None):
         """Yield rows of a SELECT without buffering the result (server-side cursor).
 
         A read that stops early (error, or the consumer gave up) kills the statement and closes
@@ -204,6 +269,8 @@ class MySQLSource:
             cur.execute(statement, args)
             while rows := cur.fetchmany(FETCH_ROWS):
                 yield rows
+            if cur.warning_count:
+                self._refuse_warnings(what)
         except BaseException as exc:
             # PyMySQL's SSCursor.close() would read on (or crash on) a dead socket.  This may
             # run late, when the abandoned generator is collected: close only our connection.
@@ -267,7 +334,10 @@ class MySQLSource:
             tables[table].indexes.append(Index(index, unique, tuple(columns), kind or "BTREE"))
 
     def _json_check_columns(self):
-        """MariaDB stores JSON as LONGTEXT with a json_valid() check; find those columns."""
+        """MariaDB stores JSON as LONGTEXT with a json_valid() check; find those columns (MySQL has a JSON
+        type, and its CHECK_CONSTRAINTS has no TABLE_NAME)."""
+        if "mariadb" not in self.version().lower():
+            return set()
         try:
             rows = self.execute(
                 "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
@@ -289,7 +359,7 @@ class MySQLSource:
         select = ", ".join(q(c) for c in columns) or "1"
         condition = f"({predicate})" + (f" AND ({where})" if where else "")
         rows = self.execute(f"SELECT {select} FROM {q(table)} WHERE {condition} LIMIT 1",
-                            what=f"table {table!r}: looking for the bad value")
+                            what=f"table {table!r}: looking for the bad value", warnings=True)
         if not rows:
             return None
         return ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0])) if columns else "(table has no key)"

@@ -1,9 +1,11 @@
 """One run of the MySQL → PostgreSQL sync: plan every table, sync each in its own transaction.
 
-Per table: take its advisory lock (a table another run holds is skipped), open a
-consistent MySQL snapshot, let the mode write into an open PostgreSQL transaction, save
-the new watermark in that same transaction, commit.  A failing table is recorded and
-the run carries on; a lost connection is re-opened and the table tried once more.
+Per table, in one PostgreSQL transaction: take its advisory lock (a table another run holds
+is skipped), decide this run's step (plan.decide), open a consistent MySQL snapshot, let the
+mode write, save the state (watermark, digests) beside the data, commit.  A failing table is
+rolled back and recorded, and the run carries on; a lost connection is re-opened and the
+table tried once more (runlog.Run.attempt).  A table the service did not create is never
+touched unless MYSQL_ADOPT_TABLES names it; tables gone from MySQL are reported each run.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from ..config import MysqlSyncSettings
 from ..errors import EXIT_FAILED, EXIT_OK, ConfigError, ItemError, TableError
 from ..postgres import ident
 from ..report import format_table
-from .copy import Counts, describe_target, ensure_schema, execute
-from .modes import append, full, incremental
-from .plan import make_plan, target_names
+from .copy import Counts, ddl, describe_target, execute
+from .modes import append, diff, full, incremental
+from .plan import Step, decide, make_plan, target_names
 from .source import MySQLSource
 from .types import Options, q
 
 log = logging.getLogger("datasync.mysql")
 APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
-MODES = {"full": full.run, "incremental": incremental.run, "append": append.run}
+MODES = {"incremental": incremental.run, "append": append.run, "diff": diff.run}
+LEFTOVER = "_datasync_new_%"  # tables an earlier version swapped in; one killed mid-swap could leave one
 
 
 @dataclass
@@ -49,6 +52,10 @@ class Job:
     @property
     def run_id(self):
         return self.run.id
+
+    @property
+    def state_schema(self):
+        return self.settings.postgres.state_schema
 
 
 @dataclass
@@ -80,8 +87,10 @@ def sync_all(run, settings, tables, full_refresh):
     job = connect(settings, run, full_refresh)
     results = []
     try:
-        plans = prepare(job, select_tables(job, tables), results)
-        for plan in plans:
+        present = job.source.base_tables()
+        report_gone(job, present)
+        clean_leftovers(job)
+        for plan in prepare(job, select_tables(job, tables, present), results):
             results.append(sync_table(job, plan))
     finally:
         run.details = [r.as_dict() for r in results]
@@ -94,6 +103,7 @@ def connect(settings, run, full_refresh=False):
     """The MySQL source, and what the export depends on: PostGIS in the target, the MySQL version."""
     source = MySQLSource(settings.mysql, settings.common).connect()
     runlog.on_stop(source.cancel)
+    run.watch.add(source.waiting)
     job = Job(settings, run, source, full_refresh=full_refresh)
     postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
     job.pg.rollback()
@@ -104,9 +114,9 @@ def connect(settings, run, full_refresh=False):
     return job
 
 
-def select_tables(job, cli_tables=()):
+def select_tables(job, cli_tables=(), present=None):
     """Base tables matching MYSQL_TABLES / MYSQL_EXCLUDE_TABLES (and --tables when given)."""
-    names = [n for n in job.source.base_tables() if job.settings.selects(n)]
+    names = [n for n in (present if present is not None else job.source.base_tables()) if job.settings.selects(n)]
     if cli_tables:
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in cli_tables)]
         if not names:
@@ -138,32 +148,36 @@ def prepare(job, names, results):
     return plans
 
 
-def sync_table(job, plan) -> Result:
-    """Sync one table under its advisory lock (released with its transaction); a lost connection
-    is re-opened and the table tried once more; a failure is recorded and the run goes on."""
-    started = time.monotonic()
-    try:
-        mode, counts = job.run.attempt(plan.label, lambda: sync_once(job, plan), on_reconnect=job.source.reconnect)
-    except Locked:
-        log.info("%s: another run is syncing this table; skipped", plan.label)
-        return Result(plan.label, plan.mode, "locked")
-    except ItemError as exc:
-        return failed(job, plan, str(exc), started)
-    result = Result(plan.label, mode, "ok", counts, time.monotonic() - started)
-    log.info("%s: %s ok: %s inserted, %s updated, %s deleted, %s zero dates nulled in %.1fs",
-             plan.label, mode, counts.inserted, counts.updated, counts.deleted, counts.zero_dates, result.seconds)
-    return result
+# ---------------------------------------------------------------- one table
 
 
 class Locked(Exception):  # noqa: N818 - not an error: another run holds the table
     """Another run holds this table's advisory lock."""
 
 
+def sync_table(job, plan) -> Result:
+    """Sync one table; a lost connection is re-opened and the table tried once more; a failure is
+    rolled back, recorded, and the run goes on."""
+    started = time.monotonic()
+    try:
+        step, counts = job.run.attempt(plan.label, lambda: sync_once(job, plan), on_reconnect=job.source.reconnect)
+    except Locked:
+        log.info("%s: another run is syncing this table; skipped", plan.label)
+        return Result(plan.label, plan.mode, "locked")
+    except ItemError as exc:
+        return failed(job, plan, str(exc), started)
+    result = Result(plan.label, plan.mode, "ok", counts, time.monotonic() - started)
+    log.info("%s: %s ok: %s inserted, %s updated, %s deleted, %s zero dates nulled in %.1fs",
+             plan.label, "full" if step.action in ("reload", "create") else plan.mode, counts.inserted,
+             counts.updated, counts.deleted, counts.zero_dates, result.seconds)
+    return result
+
+
 def failed(job, plan, error, started):
     log.error("%s: failed: %s", plan.label, error)
     try:
-        state.record_table_failure(job.pg, job.settings.postgres.state_schema, job.settings.mysql.db,
-                                   plan.source.name, job.run_id, error)
+        state.record_table_failure(job.pg, job.state_schema, job.settings.mysql.db, plan.source.name,
+                                   job.run_id, error)
     except psycopg2.Error:
         job.run.rollback()
         log.debug("could not record the failure of %s", plan.label, exc_info=True)
@@ -172,90 +186,63 @@ def failed(job, plan, error, started):
 
 
 def sync_once(job, plan):
-    """One attempt: decide the mode, copy inside a MySQL snapshot, commit data + watermark together."""
+    """One attempt, in one PostgreSQL transaction: lock, decide, copy inside a MySQL snapshot,
+    save data and state together, commit.  Any exception leaves it to the caller's rollback."""
     started = time.monotonic()
-    schema = job.settings.postgres.state_schema
     if not postgres.try_xact_lock(job.pg, f"mysql:{plan.schema}.{plan.table}"):
         raise Locked()
-    previous = state.get_table_state(job.pg, schema, job.settings.mysql.db, plan.source.name)
+    previous = state.get_table_state(job.pg, job.state_schema, job.settings.mysql.db, plan.source.name)
     existing = describe_target(job.pg, plan.schema, plan.table)
-    mode, since, statements = decide(job, plan, previous, existing)
-    ensure_schema(job, plan.schema)
-    for statement in statements:
-        execute(job, statement)
+    if existing is not None and previous is None:
+        check_adoption(job, plan)
+    step = decide(plan, previous, existing, job.full_refresh)
+    postgres.create_schema(job.pg.cursor(), plan.schema)
+    for statement in step.ddl:
+        ddl(job, plan, statement)
     job.source.begin_snapshot()
     try:
         watermark = high_watermark(job, plan) if plan.cursor else None
-        counts = MODES[mode](job, plan, existing if mode == "full" else None, since)
+        counts, extra = run_step(job, plan, step, previous)
     finally:
         job.source.end_snapshot()
-    if watermark is None and previous and mode != "full":
+    if watermark is None and previous and step.action not in ("create", "reload"):
         watermark = previous["watermark"]
-    state.save_table_state(job.pg, schema, dict(
+    state.save_table_state(job.pg, job.state_schema, dict(
         source_db=job.settings.mysql.db, source_table=plan.source.name, target_schema=plan.schema,
         target_table=plan.table, mode=plan.mode, cursor_column=plan.cursor, watermark=watermark,
         last_run_id=job.run_id, last_success=datetime.now(UTC), last_status="ok", last_error=None,
         rows_inserted=counts.inserted, rows_updated=counts.updated, rows_deleted=counts.deleted,
-        zero_dates=counts.zero_dates, seconds=round(time.monotonic() - started, 3)))
+        zero_dates=counts.zero_dates, seconds=round(time.monotonic() - started, 3), **extra))
     job.pg.commit()
-    return mode, counts
+    return step, counts
 
 
-def decide(job, plan, previous, existing):
-    """(mode to run now, watermark to read from, DDL to apply first).
-
-    Full reloads wherever the copy cannot be trusted: a new table, --full-refresh, a
-    mode or cursor change, a changed column type.  New columns are added and, since the
-    existing rows need their values, every row is read again.
-    """
-    if existing is None:
-        return _full(plan, "new table")
-    if job.full_refresh:
-        return _full(plan, "--full-refresh")
-    if plan.mode == "full":
-        return "full", None, []
-    if not previous or previous["mode"] != plan.mode or previous["cursor_column"] != plan.cursor \
-            or previous["watermark"] is None:
-        return _full(plan, f"first {plan.mode} sync")
-    changed = [t.name for t in plan.columns if t.name in existing and existing[t.name][0] != t.mapping.pg_type]
-    if changed:
-        return _full(plan, f"type of column(s) {', '.join(changed)} changed")
-    added, statements = drift(plan, existing)
-    if added and plan.mode == "append":
-        return _full(plan, f"new column(s) {', '.join(added)}")
-    if added:
-        log.info("%s: new column(s) %s: re-reading every row", plan.label, ", ".join(added))
-        return plan.mode, None, statements
-    return plan.mode, previous["watermark"], statements
+def run_step(job, plan, step: Step, previous):
+    """The mode's work; after a create or reload, the state a later incremental or diff run starts from."""
+    if step.action not in ("create", "reload"):
+        return MODES[step.action](job, plan, step, previous)
+    counts = full.create(job, plan) if step.action == "create" else full.reload(job, plan, step)
+    extra = {"signature": None, "buckets": None, "key_rows": None, "key_digest": None}
+    if plan.mode == "diff":
+        extra.update(diff.create(job, plan))
+    elif plan.mode == "incremental" and plan.deletes:
+        rows, digest = job.source.execute_raw(incremental.key_digest_sql(plan))[0]
+        extra.update(incremental.key_state(int(rows), digest))
+    return counts, extra
 
 
-def _full(plan, reason):
-    log.info("%s: full reload (%s)", plan.label, reason)
-    return "full", None, []
-
-
-def drift(plan, existing):
-    """(added column names, DDL) that bring an existing table in line with MySQL.
-
-    Dropped MySQL columns are kept in PostgreSQL (made nullable) with a warning.
-    """
-    table = ident(plan.schema, plan.table)
-    added, statements = [], []
-    for t in plan.columns:
-        if t.name not in existing:
-            statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                table, ident(t.name), sql.SQL(t.mapping.pg_type)))
-            added.append(t.name)
-        elif existing[t.name][1] and t.nullable:
-            statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(table, ident(t.name)))
-    mine = {t.name for t in plan.columns}
-    for name, (_, notnull) in existing.items():
-        if name not in mine:
-            log.warning("%s: column %s no longer exists in MySQL; kept in PostgreSQL (new rows get NULL)",
-                        plan.label, name)
-            if notnull:
-                statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(table, ident(name)))
-    return added, statements
+def check_adoption(job, plan):
+    """A target that exists but is not in the state: another copy's, or not created by this service."""
+    owner = state.owner_of(job.pg, job.state_schema, plan.schema, plan.table)
+    if owner is not None:
+        raise TableError(f"table {plan.label!r}: {plan.schema}.{plan.table} is already the copy of "
+                         f"{owner[0]}.{owner[1]}; two MySQL tables cannot share one PostgreSQL table")
+    if not job.settings.adopts(plan.source.name):
+        raise TableError(f"table {plan.label!r}: {plan.schema}.{plan.table} exists in PostgreSQL but was not "
+                         f"created by this service; it is left alone (set MYSQL_ADOPT_TABLES={plan.source.name} "
+                         "to take it over: its rows are then replaced by MySQL's)")
+    log.warning("%s: taking over the existing %s.%s (MYSQL_ADOPT_TABLES): its rows are replaced by MySQL's",
+                plan.label, plan.schema, plan.table)
 
 
 def high_watermark(job, plan):
@@ -266,6 +253,49 @@ def high_watermark(job, plan):
     return str(value)
 
 
+# ---------------------------------------------------------------- the run's surroundings
+
+
+def report_gone(job, present):
+    """Copies whose MySQL table no longer exists: a warning each run, or dropped (MYSQL_DROP_GONE_TABLES)."""
+    known = state.table_states(job.pg, job.state_schema, job.settings.mysql.db)
+    for row in known:
+        if row["source_table"] in present:
+            continue
+        target = f"{row['target_schema']}.{row['target_table']}"
+        if job.settings.drop_gone_tables:
+            drop_gone(job, row, target)
+        else:
+            log.warning("%s: gone from MySQL (dropped or renamed); its copy %s is kept (MYSQL_DROP_GONE_TABLES=true "
+                        "drops such copies)", row["source_table"], target)
+            state.record_table_failure(job.pg, job.state_schema, job.settings.mysql.db, row["source_table"],
+                                       job.run_id, "gone from MySQL", status="gone")
+
+
+def drop_gone(job, row, target):
+    try:
+        execute(job, sql.SQL("DROP TABLE IF EXISTS {}").format(ident(row["target_schema"], row["target_table"])))
+        state.drop_table_state(job.pg, job.state_schema, job.settings.mysql.db, row["source_table"])
+        job.pg.commit()
+        log.warning("%s: gone from MySQL: its copy %s was dropped (MYSQL_DROP_GONE_TABLES=true)",
+                    row["source_table"], target)
+    except psycopg2.Error as exc:
+        job.run.rollback()
+        log.error("%s: gone from MySQL, but its copy %s could not be dropped: %s", row["source_table"], target,
+                  " ".join(str(exc).split()))
+
+
+def clean_leftovers(job):
+    """Drop tables a killed run of an earlier version (which swapped reloaded tables in) left behind."""
+    leftovers = execute(job, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s",
+                        (job.settings.target_schema, LEFTOVER))
+    for (name,) in leftovers:
+        execute(job, sql.SQL("DROP TABLE IF EXISTS {}").format(ident(job.settings.target_schema, name)))
+        log.warning("dropped %s.%s, left behind by an interrupted run", job.settings.target_schema, name)
+    job.pg.commit()
+
+
 def report(results):
     """Print the end-of-run summary table."""
     headers = ["table", "mode", "inserted", "updated", "deleted", "zero dates", "seconds", "status"]
@@ -274,3 +304,4 @@ def report(results):
     failed_tables = [r.table for r in results if r.status == "failed"]
     log.info("run finished: %s table(s), %s failed%s", len(results), len(failed_tables),
              f" ({', '.join(failed_tables)})" if failed_tables else "")
+

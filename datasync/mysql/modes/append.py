@@ -10,8 +10,8 @@ from ..copy import Counts, copy_select, table_ref
 from ..types import q
 
 
-def run(job, plan, existing, since=None):
+def run(job, plan, step, previous):
     column = q(plan.cursor)
-    where, args = (f"{column} > %s", (int(since),)) if since is not None else ("", None)
+    where, args = (f"{column} > %s", (int(step.since),)) if step.since is not None else ("", None)
     rows, zeros = copy_select(job, plan, table_ref(plan), where=where, args=args, order=column)
-    return Counts(inserted=rows, zero_dates=zeros)
+    return Counts(inserted=rows, zero_dates=zeros), {}

@@ -1,0 +1,203 @@
+"""Diff mode: tables with a key but no cursor column sync in proportion to their changes.
+
+Every row belongs to a bucket computed from its key alone (keys.py: the same on both
+servers, so a row's bucket never changes and no key order is compared across servers).
+Per bucket, MySQL computes in one scan a row count and the XOR of the 64-bit SHA-256 of each
+row's COPY line -- the very text the copy sends -- and the state schema holds the same figures
+for what PostgreSQL holds, written in the transaction that wrote the rows.  Buckets whose
+figures differ are re-read (one more scan, in the same snapshot, sending only their rows)
+into a temporary stage and merged in place: rows that differ are updated, new keys inserted,
+keys of those buckets that MySQL no longer has deleted.  Unchanged rows are never rewritten,
+so the table keeps its identity and an idle run writes nothing.
+
+The bucket count is chosen for about ROWS_PER_BUCKET rows a bucket and re-chosen when the
+table has grown or shrunk fourfold; a changed bucket count, column set, type mapping or packet
+size changes the digests' signature, and every bucket is compared again (nothing rewritten
+that did not change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from psycopg2 import sql
+
+from ... import state
+from ...errors import TableError
+from ...postgres import ident
+from .. import keys
+from ..copy import Counts, Export, copy_select, execute, table_ref
+from ..plan import Target
+from ..types import Mapping, q
+
+log = logging.getLogger("datasync.mysql")
+
+ROWS_PER_BUCKET = 50
+STAGE = "_datasync_stage"
+BUCKET = "_datasync_bucket"
+
+
+def run(job, plan, step, previous):
+    """Compare every bucket, re-read and merge those that changed; returns (Counts, state columns)."""
+    started = time.monotonic()
+    buckets = previous["buckets"] if previous and previous.get("buckets") else bucket_count(estimate_rows(job, plan))
+    stored = {} if step.rebuild else load(job, plan, previous, buckets)
+    current = digests(job, plan, buckets)
+    total = sum(rows for rows, _ in current.values())
+    if not fits(buckets, total):  # grown or shrunk fourfold: new buckets, so nothing stored applies
+        buckets, stored = bucket_count(total), {}
+        current = digests(job, plan, buckets)
+    changed = sorted(b for b in current.keys() | stored.keys() if current.get(b) != stored.get(b))
+    counts = merge(job, plan, buckets, changed, current, stored) if changed else Counts()
+    save(job, plan, changed, current, replace_all=not stored)
+    job.log.info("%s: diff: %s buckets of %s rows compared, %s changed, %s rows re-read (%.2fs)", plan.label,
+                 len(current), total, len(changed), counts.compared, time.monotonic() - started)
+    return counts, {"signature": signature(job, plan, buckets), "buckets": buckets, "rows_compared": total}
+
+
+def create(job, plan):
+    """After a new table was loaded (same snapshot): store the digests of every bucket."""
+    buckets = bucket_count(estimate_rows(job, plan))
+    current = digests(job, plan, buckets)
+    if not fits(buckets, sum(rows for rows, _ in current.values())):
+        buckets = bucket_count(sum(rows for rows, _ in current.values()))
+        current = digests(job, plan, buckets)
+    save(job, plan, sorted(current), current, replace_all=True)
+    return {"signature": signature(job, plan, buckets), "buckets": buckets,
+            "rows_compared": sum(rows for rows, _ in current.values())}
+
+
+# ---------------------------------------------------------------- buckets and digests
+
+
+def bucket_count(rows):
+    """A prime near rows / ROWS_PER_BUCKET (a prime, so that integer keys in steps still spread evenly)."""
+    n = max(2, rows // ROWS_PER_BUCKET)
+    while not is_prime(n):
+        n += 1
+    return n
+
+
+def is_prime(n):
+    return n >= 2 and all(n % f for f in range(2, int(n ** 0.5) + 1))
+
+
+def fits(buckets, rows):
+    return rows <= 4 * ROWS_PER_BUCKET * buckets and (buckets <= 2 or rows * 4 >= ROWS_PER_BUCKET * buckets)
+
+
+def estimate_rows(job, plan):
+    """MySQL's own row estimate (from its statistics, no scan)."""
+    rows = job.source.execute("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                              "AND TABLE_NAME = %s", (job.settings.mysql.db, plan.source.name))
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def digest_sql(job, plan, buckets):
+    """One scan: per bucket, the row count and the XOR of 64 bits of SHA-256 of each row's COPY text."""
+    text = Export(plan, plan.columns, job.source.max_packet).digest_line()
+    row_hash = f"CAST(CONV(LEFT(SHA2({text}, 256), 16), 16, 10) AS UNSIGNED)"
+    return (f"SELECT {keys.mysql_bucket(plan, buckets)}, COUNT(*), BIT_XOR({row_hash}) "
+            f"FROM {q(plan.source.name)} GROUP BY 1")
+
+
+def digests(job, plan, buckets):
+    rows = job.source.execute_raw(digest_sql(job, plan, buckets), what=f"table {plan.label!r}: digests")
+    return {int(b): (int(n), int(d)) for b, n, d in rows}
+
+
+def signature(job, plan, buckets):
+    """What the stored digests depend on: the digest query (columns, mappings, packet size) and the types."""
+    text = digest_sql(job, plan, buckets) + "|" + "|".join(f"{t.name}:{t.mapping.pg_type}" for t in plan.columns)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def load(job, plan, previous, buckets):
+    """The stored digests, if they were made by the same query; else nothing (every bucket compared)."""
+    if not previous or previous.get("signature") != signature(job, plan, buckets):
+        if previous and previous.get("signature"):
+            log.info("%s: the columns, their mapping or the bucket count changed: comparing every row", plan.label)
+        return {}
+    return state.load_buckets(job.pg, job.settings.postgres.state_schema, job.settings.mysql.db, plan.source.name)
+
+
+def save(job, plan, changed, current, replace_all):
+    state.save_buckets(job.pg, job.settings.postgres.state_schema, job.settings.mysql.db, plan.source.name,
+                       changed, current, replace_all)
+
+
+# ---------------------------------------------------------------- the merge
+
+
+def merge(job, plan, buckets, changed, current, stored):
+    """Re-read the changed buckets into a stage and merge them in place; returns the Counts."""
+    everything = not stored
+    bucket = Target("", BUCKET, Mapping("integer", keys.mysql_bucket(plan, buckets)), False)
+    execute(job, sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(ident(STAGE), table_ref(plan)))
+    execute(job, sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(ident(STAGE), ident(BUCKET)))
+    where = "" if everything else f"{keys.mysql_bucket(plan, buckets)} IN ({', '.join(map(str, changed))})"
+    compared, zeros = copy_select(job, plan, ident(STAGE), targets=plan.columns + [bucket], where=where)
+    execute(job, sql.SQL("CREATE INDEX ON {} ({})").format(ident(STAGE), sql.SQL(", ").join(map(ident, plan.pg_key()))))
+    execute(job, sql.SQL("ANALYZE {}").format(ident(STAGE)))
+    deleted = delete_gone(job, plan, buckets, changed, current, stored, everything)
+    updated = update_changed(job, plan)
+    inserted = insert_new(job, plan)
+    return Counts(inserted, updated, deleted, zeros, compared)
+
+
+def _match(plan, left="t", right="s"):
+    return sql.SQL(" AND ").join(sql.SQL("{}.{} = {}.{}").format(ident(left), ident(k), ident(right), ident(k))
+                                 for k in plan.pg_key())
+
+
+def delete_gone(job, plan, buckets, changed, current, stored, everything):
+    """Delete the rows of the changed buckets whose key MySQL no longer has.
+
+    The counts tell how many there are (stored rows + new keys - MySQL's rows, per bucket), so
+    the table is searched only when there is something to delete, and the result is checked.
+    """
+    stage, target = ident(STAGE), table_ref(plan)
+    if everything:
+        with job.pg.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+                target, stage, _match(plan)))
+            return cur.rowcount
+    new = dict(execute(job, sql.SQL("SELECT s.{b}, count(*) FROM {s} s WHERE NOT EXISTS "
+                                    "(SELECT 1 FROM {t} t WHERE {m}) GROUP BY 1").format(
+        b=ident(BUCKET), s=stage, t=target, m=_match(plan))))
+    expected = sum(stored.get(b, (0, 0))[0] + new.get(b, 0) - current.get(b, (0, 0))[0] for b in changed)
+    if expected == 0:
+        return 0
+    with job.pg.cursor() as cur:
+        cur.execute(sql.SQL("DELETE FROM {} t WHERE {} = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})")
+                    .format(target, keys.pg_bucket(plan, buckets, "t"), stage, _match(plan)), (changed,))
+        deleted = cur.rowcount
+    if deleted != expected:
+        raise TableError(f"table {plan.label!r}: the copy does not match its stored digests ({deleted} rows to "
+                         f"delete found, {expected} expected); run with --full-refresh to compare every row")
+    return deleted
+
+
+def update_changed(job, plan):
+    rest = [t.name for t in plan.columns if t.name not in plan.pg_key()]
+    if not rest:
+        return 0
+    with job.pg.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE {t} t SET {sets} FROM {s} s WHERE {m} AND ROW({old}) IS DISTINCT FROM ROW({new})")
+                    .format(t=table_ref(plan), s=ident(STAGE), m=_match(plan),
+                            sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(ident(c)) for c in rest),
+                            old=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in rest),
+                            new=sql.SQL(", ").join(sql.SQL("s.{}").format(ident(c)) for c in rest)))
+        return cur.rowcount
+
+
+def insert_new(job, plan):
+    cols = sql.SQL(", ").join(ident(t.name) for t in plan.columns)
+    with job.pg.cursor() as cur:
+        cur.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {scols} FROM {s} s WHERE NOT EXISTS "
+                            "(SELECT 1 FROM {t} t WHERE {m})").format(
+            t=table_ref(plan), cols=cols, s=ident(STAGE), m=_match(plan),
+            scols=sql.SQL(", ").join(sql.SQL("s.{}").format(ident(t.name)) for t in plan.columns)))
+        return cur.rowcount

@@ -1,0 +1,110 @@
+"""Unit tests of the MySQL sync's pure code: the COPY lines Python rebuilds, bucket counts, digest integers."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from datasync.mysql.copy import Export, parse_tail
+from datasync.mysql.modes.diff import bucket_count, fits, is_prime
+from datasync.mysql.plan import TablePlan, Target
+from datasync.mysql.source import Column, Index, SourceTable
+from datasync.mysql.types import QUOTE, Mapping
+from datasync.state import MASK64, signed
+
+# A table of an integer key, a text column, a large text column and a plain number, as types.py maps them.
+COLUMNS = [Target("id", "id", Mapping("integer", "`id`"), False),
+           Target("t", "t", Mapping("text", "`t`", quoted=True), True),
+           Target("big", "big", Mapping("text", "`big`", quoted=True, size="LENGTH(`big`)",
+                                        placeholder=QUOTE + QUOTE), True),
+           Target("n", "n", Mapping("integer", "`n`"), True)]
+PLAN = TablePlan(SourceTable("t", [Column(c, "int" if c in ("id", "n") else "text", "", c != "id") for c in
+                                   ("id", "t", "big", "n")], [Index("PRIMARY", True, (("id", None),))]),
+                 "src", "t", COLUMNS, "diff", None, False, "")
+BOUND = 20
+VALUES = st.none() | st.binary(max_size=30).map(lambda b: b.replace(b"\x00", b"")) | \
+    st.sampled_from([b"", QUOTE, QUOTE * 3, b"\t\n\r\\", b"a\x01b", b"\x01\t\x01"])
+
+
+def mysql_row(key, text, big, number):
+    """(line, tail) as MySQL's SELECT writes them for this row (a model of Export.line() and Export.tail())."""
+    def field(value, large=False):
+        if value is None or (large and len(value) > BOUND):
+            return b""
+        return QUOTE + value + QUOTE
+
+    line = b"\t".join([str(key).encode(), field(text), field(big, large=True),
+                       b"" if number is None else str(number).encode()])
+    special = (text is not None and QUOTE in text) or (big is not None and (len(big) > BOUND or QUOTE in big))
+    if not special:
+        return line, b""
+
+    def entry(value, large=False):
+        if value is None:
+            return b"N"
+        if large and len(value) > BOUND:
+            return b"D"
+        return b"%d:%s" % (len(value), value) if QUOTE in value else b"%d" % len(value)
+
+    return line, b";".join([entry(text), entry(big, large=True)])
+
+
+def read_csv(line):
+    """The values PostgreSQL's COPY (FORMAT csv, DELIMITER tab, QUOTE 0x01) reads from one line: a quoted
+    field runs to a QUOTE not followed by another (two stand for one); an unquoted empty field is NULL."""
+    values, pos = [], 0
+    while True:
+        if line[pos:pos + 1] == QUOTE:
+            value, pos = bytearray(), pos + 1
+            while True:
+                end = line.index(QUOTE, pos)
+                value += line[pos:end]
+                if line[end + 1:end + 2] == QUOTE:
+                    value += QUOTE
+                    pos = end + 2
+                else:
+                    pos = end + 1
+                    break
+            values.append(bytes(value))
+        else:
+            end = line.find(b"\t", pos)
+            end = len(line) if end < 0 else end
+            values.append(line[pos:end] or None)
+            pos = end
+        if pos >= len(line):
+            return values
+        assert line[pos:pos + 1] == b"\t", (line, pos)
+        pos += 1
+
+
+@given(key=st.integers(0, 10**6), text=VALUES, big=VALUES, number=st.none() | st.integers(-5, 5))
+def test_rebuilt_lines_read_back_as_the_values(key, text, big, number):
+    export = Export(PLAN, COLUMNS, 10**6)
+    export.bound = BOUND
+    deferred = []
+    line, tail = mysql_row(key, text, big, number)
+    rebuilt = export.rebuild(line, tail, deferred) if tail else line
+    too_large = big is not None and len(big) > BOUND
+    expected = [str(key).encode(), text, b"" if too_large else big, None if number is None else str(number).encode()]
+    assert read_csv(rebuilt) == expected
+    assert [(d.key, d.target.name) for d in deferred] == ([([str(key).encode()], "big")] if too_large else [])
+
+
+@given(entries=st.lists(st.none() | st.just("D") | st.binary(max_size=20), max_size=6))
+def test_tails_parse_entry_by_entry(entries):
+    tail = b";".join(b"N" if e is None else b"D" if e == "D" else b"%d:%s" % (len(e), e) for e in entries)
+    parsed = parse_tail(tail)
+    assert [("N", 0, None) if e is None else ("D", 0, None) if e == "D" else ("T", len(e), e) for e in entries] \
+        == parsed
+
+
+def test_bucket_counts_are_primes_near_fifty_rows_each():
+    assert [bucket_count(n) for n in (0, 99, 100, 1000, 1_000_000)] == [2, 2, 2, 23, 20011]
+    assert all(is_prime(bucket_count(n)) for n in range(0, 100_000, 997))
+    assert fits(20011, 1_000_000) and not fits(20011, 5_000_000) and not fits(20011, 200_000)
+
+
+def test_digests_are_stored_as_signed_bigints():
+    for value in (0, 1, 2**63 - 1, 2**63, 2**64 - 1):
+        stored = signed(value)
+        assert -(2**63) <= stored < 2**63 and stored & MASK64 == value
