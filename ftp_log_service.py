@@ -27,13 +27,13 @@ def main(argv=None):
 
     def body():
         from datasync.config import load_ftp_log
-        from datasync.ftp import ingest, tools
+        from datasync.ftp import commands, ingest
 
         settings = load_ftp_log()
         if args.status:
-            return tools.status(settings)
+            return commands.status(settings)
         if args.dry_run:
-            return tools.dry_run(settings)
+            return commands.dry_run(settings)
         return ingest.run(settings)
 
     return run_main(body)

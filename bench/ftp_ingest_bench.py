@@ -57,7 +57,9 @@ def render(path, out_path):
     """The COPY text the service sends for ``path`` (same code), to time PostgreSQL's share alone."""
     from zoneinfo import ZoneInfo
 
-    from datasync.ftp.formats import Lines, RowWriter, make_parser
+    from datasync.ftp.lines import Lines
+    from datasync.ftp.parsers import make_parser
+    from datasync.ftp.rows import RowWriter
 
     lines, writer, parser = Lines("utf-8", "cp1252", 1 << 23), RowWriter(str(path), 1, "press01", ZoneInfo("UTC")), None
     with path.open("rb") as source, out_path.open("wb") as out:
@@ -65,7 +67,7 @@ def render(path, out_path):
             rows = []
             for line_no, text in lines.feed(chunk):
                 if parser is None:
-                    parser = make_parser("csv", text, None)
+                    parser = make_parser("csv", text)
                     continue
                 rows.append(writer.csv_row(line_no, text, parser.fields(text), parser.keys))
             out.write("".join(rows).encode())

@@ -2,7 +2,9 @@
 
     DataSyncError                        base of everything raised on purpose; ``exit_code``
     ├── ConfigError             exit 2   bad settings or arguments, or credentials / a database / a key that a
-    │                                    server refused (every problem listed at once)
+    │   │                                server refused (every problem listed at once)
+    │   └── HostKeyRejected              an SFTP server's host key is not the one SFTP_KNOWN_HOSTS or
+    │                                    SFTP_HOST_KEY names (unknown, or changed): never retried
     ├── UnreachableError        exit 3   a server did not answer after CONNECT_RETRIES attempts
     │   └── ConnectionLost               a connection dropped mid-run: the item is retried once after
     │                                    reconnecting; a second loss ends the run (exit 3)
@@ -45,6 +47,10 @@ class ConfigError(DataSyncError):
             problems = [problems]
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class HostKeyRejected(ConfigError):
+    """An SFTP server showed a host key that is not the configured one; the message gives its SHA256 fingerprint."""
 
 
 class UnreachableError(DataSyncError):

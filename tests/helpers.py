@@ -1,5 +1,5 @@
 """Helpers shared by the test modules: waiting, running a service in the background, MySQL and
-PostgreSQL look-ups by column name."""
+PostgreSQL look-ups by column name (never by position), and sessions that hold locks."""
 
 from __future__ import annotations
 
@@ -14,14 +14,23 @@ import psycopg2.extras
 
 from tests.conftest import ROOT
 
+LOG_COLUMNS = "source_file, file_version, line_no, machine_id, logged_at::text AS logged_at, level, message, fields"
+
 
 def wait_for(predicate, timeout=60, what="condition"):
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_service(script, env, *args):
+    """A service running in the background (stdout and stderr together), as cron would start it."""
+    return subprocess.Popen([sys.executable, str(ROOT / script), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=str(ROOT))
 
 
 def start_sync(env, *args):
@@ -46,16 +55,50 @@ def pg_rows(pg_db, statement, args=None):
     return rows
 
 
+def pick(row, *columns):
+    """Some columns of a row, as a tuple to compare."""
+    return tuple(row[c] for c in columns)
+
+
 def table_state(pg_db, table):
     """The state row of a synced MySQL table (datasync.mysql_tables), as a dict."""
     rows = pg_rows(pg_db, "SELECT * FROM datasync.mysql_tables WHERE source_table = %s", (table,))
     return rows[0] if rows else None
 
 
-def backend_waiting(pg_db, application="datasync mysql_sync"):
-    """A predicate: the service's PostgreSQL session waits for a lock."""
-    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                               "AND wait_event_type = 'Lock'", (application,)) > 0
+def logs(pg_db, where="true", args=None):
+    """machine_logs rows (logged_at as text), in file, version and line order."""
+    return pg_rows(pg_db, f"SELECT {LOG_COLUMNS} FROM machine_logs WHERE {where} "
+                   "ORDER BY source_file, file_version, line_no", args)
+
+
+def rejects(pg_db):
+    """machine_log_rejects rows, in file and line order."""
+    return pg_rows(pg_db, "SELECT source_file, file_version, line_no, raw_line, reason FROM machine_log_rejects "
+                   "ORDER BY source_file, line_no")
+
+
+def ledger(pg_db, path):
+    """The ledger row (datasync.ftp_files) of a remote path, or None."""
+    found = pg_rows(pg_db, "SELECT * FROM datasync.ftp_files WHERE remote_path = %s", (path,))
+    return found[0] if found else None
+
+
+def hold(pg_db, statement, args=None):
+    """A test session that ran ``statement`` in a transaction it keeps open (holding its locks); close() ends it."""
+    conn = pg_db.connect()
+    conn.cursor().execute(statement, args)
+    return conn
+
+
+def backend_waiting(pg_db, application="datasync mysql_sync", query_prefix="", wait_event_type="Lock"):
+    """A predicate: the service's session in this test's database runs a statement starting with
+    ``query_prefix`` and, unless ``wait_event_type`` is None, waits for an event of that type."""
+    condition = "AND wait_event_type = %s" if wait_event_type else ""
+    args = (application, query_prefix + "%", *((wait_event_type,) if wait_event_type else ()))
+    return lambda: pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               f"application_name = %s AND state = 'active' AND query LIKE %s {condition}",
+                               args) > 0
 
 
 def mysql_statements(mysql_db):

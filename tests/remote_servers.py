@@ -1,7 +1,11 @@
 """Real FTP, FTPS (pyftpdlib) and SFTP (paramiko's server) on loopback ports, serving a folder.
 
 Each server runs in a thread of the test process; the service under test is a separate
-process, as under cron.  ``drop_after`` cuts the connection mid-download, once.
+process, as under cron.  ``drop_after`` cuts the connection mid-download, once.  ``hooks``
+run test code inside the server, with the local path, just before it executes a command
+(FTP: "RETR", "DELE", "RNFR", "MLST", "SIZE"; SFTP: "open", "remove", "rename", "stat") or
+once it has sent a whole file ("sent"): a file can vanish or grow at a chosen moment, or a
+command can be held until the test releases it.
 """
 
 from __future__ import annotations
@@ -93,11 +97,26 @@ class FtpServer:
         missing = ({"MLSD", "MLST"} if not mlsd else set()) | ({"REST"} if not rest else set())
         if missing:
             attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in missing}
+        self.hooks = {}
+        for command in ("RETR", "DELE", "RNFR", "MLST", "SIZE"):
+            attrs[f"ftp_{command}"] = self._hooked(command, getattr(base, f"ftp_{command}"))
+        attrs["on_file_sent"] = lambda handler, path: self.run_hook("sent", path)
         self.handler = type("Handler", (base,), attrs)
         self.server = ThreadedFTPServer(("127.0.0.1", 0), self.handler)
         self.host, self.port = self.server.address
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
         self.thread.start()
+
+    def run_hook(self, name, path):
+        hook = self.hooks.get(name)
+        if hook is not None:
+            hook(path)
+
+    def _hooked(self, name, command):
+        def method(handler, path):
+            self.run_hook(name, path)
+            return command(handler, path)
+        return method
 
     def set_perm(self, perm):
         self.handler.authorizer.user_table[USER]["perm"] = perm
@@ -117,6 +136,11 @@ class FtpServer:
 class _Handle(SFTPHandle):
     def stat(self):
         return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
+
+    def close(self):
+        super().close()
+        if self.read_to_end:
+            self.server.run_hook("sent", self.real_path)
 
 
 def sftp_interface(root, server):
@@ -146,6 +170,7 @@ def sftp_interface(root, server):
 
         @_wrap
         def stat(self, path):
+            server.run_hook("stat", self._real(path))
             return SFTPAttributes.from_stat(os.stat(self._real(path)))
 
         @_wrap
@@ -154,11 +179,19 @@ def sftp_interface(root, server):
 
         @_wrap
         def open(self, path, flags, attr):
+            server.run_hook("open", self._real(path))
             fd = os.open(self._real(path), flags, 0o644)
             mode = "rb" if not flags & (os.O_WRONLY | os.O_RDWR) else "r+b" if flags & os.O_RDWR else "wb"
             handle = _Handle(flags)
-            handle.filename = path
+            handle.filename, handle.real_path, handle.server, handle.read_to_end = path, self._real(path), server, False
             handle.readfile = handle.writefile = os.fdopen(fd, mode)
+            size, read = os.fstat(fd).st_size, handle.read
+
+            def read_noting_the_end(offset, length):
+                data = read(offset, length)
+                handle.read_to_end = handle.read_to_end or (isinstance(data, bytes) and offset + len(data) >= size)
+                return data
+            handle.read = read_noting_the_end
             if server.drop_after is not None:
                 limit, transport = server.drop_after, server.transports[-1]
                 original = handle.read
@@ -173,11 +206,13 @@ def sftp_interface(root, server):
 
         @_wrap
         def remove(self, path):
+            server.run_hook("remove", self._real(path))
             os.remove(self._real(path))
             return paramiko.SFTP_OK
 
         @_wrap
         def rename(self, old, new):
+            server.run_hook("rename", self._real(old))
             os.rename(self._real(old), self._real(new))
             return paramiko.SFTP_OK
 
@@ -214,6 +249,7 @@ class SftpServer:
     def __init__(self, root, host_key, client_keys=()):
         self.root, self.host_key, self.client_keys = root, host_key, list(client_keys)
         self.drop_after = None
+        self.hooks = {}
         self.transports = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -242,6 +278,11 @@ class SftpServer:
                 transport.start_server(server=_Auth(self.client_keys))
             except (paramiko.SSHException, EOFError, OSError):
                 continue
+
+    def run_hook(self, name, path):
+        hook = self.hooks.get(name)
+        if hook is not None:
+            hook(path)
 
     def stop(self):
         self.stopping = True

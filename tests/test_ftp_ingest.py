@@ -8,26 +8,11 @@ import json
 import pytest
 
 from tests.conftest import ftp_base_env, run_service
+from tests.helpers import ledger, logs, pick, rejects
 from tests.remote_servers import PASSWORD, FtpServer
 
 CSV = "timestamp;machine;level;message;value\n2024-03-01 08:00:00;press01;info;start;1,5\n" \
       "2024-03-01 08:00:01;press01;warn;\"pressure; high\";2\n"
-
-
-def logs(pg_db, where="true"):
-    return pg_db.query("SELECT source_file, file_version, line_no, machine_id, logged_at::text, level, message, "
-                       f"fields FROM machine_logs WHERE {where} ORDER BY source_file, file_version, line_no")
-
-
-def rejects(pg_db):
-    return pg_db.query("SELECT source_file, line_no, raw_line, reason FROM machine_log_rejects "
-                       "ORDER BY source_file, line_no")
-
-
-def ledger(pg_db, path):
-    rows = pg_db.query("SELECT version, status, offset_loaded, size, lines_loaded, lines_rejected, next_line_no, "
-                       "deleted_at IS NOT NULL, archived_to FROM datasync.ftp_files WHERE remote_path = %s", (path,))
-    return rows[0] if rows else None
 
 
 def test_formats_machine_ids_timestamps_and_rejects(inbox, ingest, pg_db):
@@ -40,23 +25,27 @@ def test_formats_machine_ids_timestamps_and_rejects(inbox, ingest, pg_db):
     result = ingest(LOG_FORMATS="robot/*=regex", LOG_REGEX=r"(?P<machine>\w+)\|(?P<code>\w+)\|(?P<message>.*)",
                     LOG_TIMEZONE="Europe/Berlin")
     assert result.code == 0, result.out
-    rows = {(r[0], r[2]): r for r in logs(pg_db)}
-    assert rows[("/press01/2024-03-01.csv", 2)][3:7] == ("press01", "2024-03-01 07:00:00+00", "INFO", "start")
-    assert rows[("/press01/2024-03-01.csv", 3)][6] == "pressure; high"
-    assert rows[("/press01/2024-03-01.csv", 3)][7] == {"timestamp": "2024-03-01 08:00:01", "machine": "press01",
-                                                        "level": "warn", "message": "pressure; high", "value": "2"}
-    assert rows[("/cnc_07.log", 1)][3:7] == ("cnc", "2024-03-01 07:00:00+00", "ERROR", "spindle stalled")
-    assert rows[("/cnc_07.log", 3)][3:7] == ("cnc", None, None, "no timestamp here")  # loaded, logged_at NULL
-    assert rows[("/gw.jsonl", 1)][3:8] == ("plc9", "2024-03-01 07:00:00+00", None, "up",
-                                           {"ts": "2024-03-01 08:00:00", "host": "plc9", "msg": "up", "temp": 21.5})
-    assert rows[("/robot/arm.txt", 1)][3] == "ARM" and rows[("/robot/arm.txt", 1)][7]["code"] == "E42"
-    assert not [r for r in rows if r[0] == "/notes.md"]
-    assert [(r[0], r[1], r[3].split(":")[0]) for r in rejects(pg_db)] == [
+    rows = {(r["source_file"], r["line_no"]): r for r in logs(pg_db)}
+    columns = ("machine_id", "logged_at", "level", "message")
+    assert pick(rows[("/press01/2024-03-01.csv", 2)], *columns) == ("press01", "2024-03-01 07:00:00+00", "INFO",
+                                                                     "start")
+    assert rows[("/press01/2024-03-01.csv", 3)]["message"] == "pressure; high"
+    assert rows[("/press01/2024-03-01.csv", 3)]["fields"] == {
+        "timestamp": "2024-03-01 08:00:01", "machine": "press01", "level": "warn", "message": "pressure; high",
+        "value": "2"}
+    assert pick(rows[("/cnc_07.log", 1)], *columns) == ("cnc", "2024-03-01 07:00:00+00", "ERROR", "spindle stalled")
+    assert pick(rows[("/cnc_07.log", 3)], *columns) == ("cnc", None, None, "no timestamp here")  # logged_at NULL
+    assert pick(rows[("/gw.jsonl", 1)], *columns, "fields") == (
+        "plc9", "2024-03-01 07:00:00+00", None, "up",
+        {"ts": "2024-03-01 08:00:00", "host": "plc9", "msg": "up", "temp": 21.5})
+    assert rows[("/robot/arm.txt", 1)]["machine_id"] == "ARM" and rows[("/robot/arm.txt", 1)]["fields"]["code"] == "E42"
+    assert {path for path, _ in rows} == {"/press01/2024-03-01.csv", "/cnc_07.log", "/gw.jsonl", "/robot/arm.txt"}
+    assert [(r["source_file"], r["line_no"], r["reason"].split(":")[0]) for r in rejects(pg_db)] == [
         ("/gw.jsonl", 2, "JSON"), ("/gw.jsonl", 3, "JSON"), ("/robot/arm.txt", 2, "does not match LOG_REGEX")]
     for path, data_lines in (("/press01/2024-03-01.csv", 2), ("/cnc_07.log", 2), ("/gw.jsonl", 3),
                              ("/robot/arm.txt", 2)):
         state = ledger(pg_db, path)
-        assert state[4] + state[5] == data_lines, path  # loaded + rejected = data lines
+        assert state["lines_loaded"] + state["lines_rejected"] == data_lines, path
     assert result.lines("files: 4 seen, 4 loaded") and result.lines("lines: 6 loaded, 3 rejected")
     again = ingest()
     assert again.code == 0 and again.lines("files: 4 seen, 0 loaded, 4 unchanged")
@@ -66,16 +55,30 @@ def test_formats_machine_ids_timestamps_and_rejects(inbox, ingest, pg_db):
 def test_growing_file_resumes_at_offset_and_waits_for_newline(inbox, ingest, pg_db):
     inbox.put("press01/today.csv", "ts,level,message\n2024-03-01 08:00:00,INFO,one\n2024-03-01 08:00:01,INFO,tw")
     assert ingest().code == 0
-    assert [r[2] for r in logs(pg_db)] == [2]
+    assert [r["line_no"] for r in logs(pg_db)] == [2]
     state = ledger(pg_db, "/press01/today.csv")
-    assert state[1] == "partial" and state[2] == len("ts,level,message\n2024-03-01 08:00:00,INFO,one\n")
+    assert state["status"] == "partial"
+    assert state["offset_loaded"] == len("ts,level,message\n2024-03-01 08:00:00,INFO,one\n")
     inbox.append("press01/today.csv", "o\n2024-03-01 08:00:02,INFO,three\n")
     result = ingest()
     fetched = len("2024-03-01 08:00:01,INFO,two\n2024-03-01 08:00:02,INFO,three\n")  # from the stored offset on
     assert result.code == 0
     assert result.lines(f"/press01/today.csv: resumed, version 1, lines 3-4: 2 loaded, 0 rejected, {fetched} bytes")
-    assert [(r[2], r[6]) for r in logs(pg_db)] == [(2, "one"), (3, "two"), (4, "three")]
-    assert ledger(pg_db, "/press01/today.csv")[1:3] == ("loaded", (inbox.root / "press01/today.csv").stat().st_size)
+    assert [pick(r, "line_no", "message") for r in logs(pg_db)] == [(2, "one"), (3, "two"), (4, "three")]
+    assert pick(ledger(pg_db, "/press01/today.csv"), "status", "offset_loaded") == (
+        "loaded", (inbox.root / "press01/today.csv").stat().st_size)
+
+
+def test_small_file_growing_over_several_runs_stays_one_version(inbox, ingest, pg_db):
+    """A file shorter than the fingerprinted head grows over three runs: always resumed, every line once."""
+    content = ""
+    for part in ("2024-03-01 one\ntw", "o\nthree\nfo", "ur\n"):
+        content += part
+        inbox.put("small.log", content)
+        result = ingest()
+        assert result.code == 0 and not result.lines("treated as a new file"), result.out
+    assert [pick(r, "file_version", "message") for r in logs(pg_db)] == [
+        (1, "2024-03-01 one"), (1, "two"), (1, "three"), (1, "four")]
 
 
 def test_server_without_rest_still_resumes_without_duplicates(inbox, pg_db):
@@ -89,7 +92,7 @@ def test_server_without_rest_still_resumes_without_duplicates(inbox, pg_db):
         server.stop()
     assert result.code == 0 and result.lines("server refuses REST")
     assert result.lines("/a.log: resumed, version 1, lines 2-3: 2 loaded, 0 rejected, 10 bytes")
-    assert [(r[2], r[6]) for r in logs(pg_db)] == [(1, "one"), (2, "two"), (3, "three")]
+    assert [pick(r, "line_no", "message") for r in logs(pg_db)] == [(1, "one"), (2, "two"), (3, "three")]
 
 
 def test_rewritten_and_shrunk_files_become_new_versions(inbox, ingest, pg_db):
@@ -102,7 +105,7 @@ def test_rewritten_and_shrunk_files_become_new_versions(inbox, ingest, pg_db):
     assert result.code == 0
     assert result.lines("/a.log its first bytes changed (rotated or rewritten): treated as a new file (version 2)")
     assert result.lines("/b.log shrank from 46 to 17 bytes: treated as a new file (version 2)")
-    assert [(r[1], r[2], r[6]) for r in logs(pg_db, "source_file = '/a.log'")] == [
+    assert [pick(r, "file_version", "line_no", "message") for r in logs(pg_db, "source_file = '/a.log'")] == [
         (1, 1, "first"), (1, 2, "second"), (2, 1, "rotated"), (2, 2, "more"), (2, 3, "x")]
 
 
@@ -111,7 +114,7 @@ def test_young_files_wait(inbox, ingest, pg_db):
     inbox.put("new.log", "new\n", age=5)
     result = ingest(DELETE_AFTER_SYNC="true")
     assert result.lines("0 too young") == [] and result.lines("1 too young")
-    assert [r[0] for r in logs(pg_db)] == ["/old.log"]
+    assert [r["source_file"] for r in logs(pg_db)] == ["/old.log"]
     assert inbox.files() == ["new.log"]
 
 
@@ -122,8 +125,9 @@ def test_delete_only_what_is_committed_and_complete(inbox, ingest, pg_db):
     result = ingest(DELETE_AFTER_SYNC="true")
     assert result.code == 0, result.out
     assert inbox.files() == ["partial.log"]
-    assert ledger(pg_db, "/done.log")[1] == "deleted" and ledger(pg_db, "/done.log")[7]
-    assert ledger(pg_db, "/sub dir/ünïcode ..name.log")[1] == "deleted"
+    assert ledger(pg_db, "/done.log")["status"] == "deleted" and ledger(pg_db, "/done.log")["deleted_at"]
+    assert ledger(pg_db, "/sub dir/ünïcode ..name.log")["status"] == "deleted"
+    assert ledger(pg_db, "/partial.log")["status"] == "partial"
     assert len(logs(pg_db)) == 4
 
 
@@ -133,11 +137,12 @@ def test_archive_keeps_the_folder_layout(inbox, ingest, pg_db):
     result = ingest(DELETE_AFTER_SYNC="true", FTP_REMOTE_DIR="/in", FTP_ARCHIVE_DIR="/archive")
     assert result.code == 0, result.out
     assert inbox.files() == ["archive/press01/a.csv", "archive/press01/a.log"]
-    assert ledger(pg_db, "/in/press01/a.log")[8] == "/archive/press01/a.log"
+    assert pick(ledger(pg_db, "/in/press01/a.log"), "status", "archived_to") == ("archived", "/archive/press01/a.log")
     inbox.put("in/press01/a.log", "b\n")  # the same name again: a new version, archived beside the first
     assert ingest(DELETE_AFTER_SYNC="true", FTP_REMOTE_DIR="/in", FTP_ARCHIVE_DIR="/archive").code == 0
     assert len([f for f in inbox.files() if f.startswith("archive/press01/a.log")]) == 2
-    assert [(r[1], r[6]) for r in logs(pg_db, "source_file = '/in/press01/a.log'")] == [(1, "a"), (2, "b")]
+    assert [pick(r, "file_version", "message") for r in logs(pg_db, "source_file = '/in/press01/a.log'")] == [
+        (1, "a"), (2, "b")]
 
 
 def test_failed_delete_is_retried_without_reloading(inbox, ingest, pg_db, ftp_server):
@@ -145,7 +150,8 @@ def test_failed_delete_is_retried_without_reloading(inbox, ingest, pg_db, ftp_se
     ftp_server.set_perm("elr")  # no delete permission
     first = ingest(DELETE_AFTER_SYNC="true")
     assert first.code == 1 and first.lines("/a.log: cannot delete")
-    assert inbox.files() == ["a.log"] and ledger(pg_db, "/a.log")[1] == "loaded"
+    assert not [line for line in first.out.splitlines() if line.count("/a.log") > 1]  # the path once
+    assert inbox.files() == ["a.log"] and ledger(pg_db, "/a.log")["status"] == "loaded"
     ftp_server.set_perm("elradfmwMT")
     second = ingest(DELETE_AFTER_SYNC="true")
     assert second.code == 0 and second.lines("/a.log: deleted") and second.lines("0 loaded, 1 unchanged")
@@ -165,15 +171,16 @@ def test_gzip_encodings_and_awkward_lines(inbox, ingest, pg_db):
     result = ingest(LOG_MAX_LINE_BYTES=str(3 << 19))
     assert result.code == 1
     assert result.lines("/broken.log.gz: gzip data ends early") and result.lines("/garbage.gz: not a valid gzip")
+    assert not [line for line in result.out.splitlines() if line.count("/garbage.gz") > 1]  # the path once
     assert ledger(pg_db, "/broken.log.gz") is None and not logs(pg_db, "source_file LIKE '%broken%'")
-    messages = {(r[0], r[2]): r[6] for r in logs(pg_db)}
+    messages = {(r["source_file"], r["line_no"]): r["message"] for r in logs(pg_db)}
     assert messages[("/z.log.gz", 1)] == "zipped" and messages[("/z.log.gz", 2)] == "last line without newline"
     assert messages[("/win.csv", 2)] == "Grüße"
     assert messages[("/cp.log", 1)] == "café ok" and messages[("/cp.log", 2)] == "café utf8"
     assert len(messages[("/huge.log", 1)]) == 1 << 20
     assert messages[("/longer.log", 2)] == "after"
-    assert ("/nul.log", 2) not in messages and ledger(pg_db, "/empty.log")[1] == "loaded"
-    reasons = {(r[0], r[1]): r[3] for r in rejects(pg_db)}
+    assert ("/nul.log", 2) not in messages and ledger(pg_db, "/empty.log")["status"] == "loaded"
+    reasons = {(r["source_file"], r["line_no"]): r["reason"] for r in rejects(pg_db)}
     assert reasons[("/cp.log", 3)] == "bytes not valid in utf-8 or cp1252"
     assert reasons[("/nul.log", 2)].startswith("line contains NUL bytes")
     assert reasons[("/longer.log", 1)].startswith(f"line longer than {3 << 19} bytes")
@@ -191,7 +198,8 @@ def test_nlst_only_server_recursive_listing_active_mode(inbox, pg_db):
         server.stop()
     assert result.code == 0, result.out
     assert result.lines("does not support MLSD")
-    assert [(r[0], r[3]) for r in logs(pg_db)] == [("/plant/b.log", "b"), ("/plant/press01/a.log", "press01")]
+    assert [pick(r, "source_file", "machine_id") for r in logs(pg_db)] == [
+        ("/plant/b.log", "b"), ("/plant/press01/a.log", "press01")]
 
 
 def test_another_run_in_progress_exits_0(inbox, ingest, pg_db, ftp_server):
@@ -219,8 +227,36 @@ def test_dry_run_changes_nothing_and_status(inbox, ingest, pg_db):
     assert inbox.files() == ["a.log", "young.log"]
     assert ingest().code == 0
     status = ingest("--status")
-    assert status.code == 0 and "/a.log" in status.out and "loaded" in status.out
+    assert status.code == 0
+    rows = [line.split() for line in status.out.splitlines() if line.startswith("/")]
+    assert [row[:3] for row in rows] == [["/a.log", "1", "loaded"]]  # file, version, status
+    assert rows[0][3:7] == ["2", "2", "1", "0"]  # bytes loaded, size, lines, rejected
     assert ingest("--help").out.count("--dry-run") >= 1
+
+
+def test_empty_file_is_loaded_once_and_then_unchanged(inbox, ingest, pg_db):
+    inbox.put("empty.log", b"")
+    assert ingest().lines("files: 1 seen, 1 loaded, 0 unchanged")
+    assert ledger(pg_db, "/empty.log")["status"] == "loaded"
+    dry = ingest("--dry-run")
+    assert [line.split()[-1] for line in dry.out.splitlines() if line.startswith("/empty.log")] == ["unchanged"]
+    assert ingest().lines("files: 1 seen, 0 loaded, 1 unchanged")
+    inbox.append("empty.log", "2024-03-01 08:00:00 INFO first line\n")
+    grown = ingest()
+    assert grown.lines("/empty.log: resumed, version 1, lines 1-1: 1 loaded")
+    assert [pick(r, "line_no", "message") for r in logs(pg_db)] == [(1, "first line")]
+
+
+def test_control_characters_in_names_are_escaped_in_logs_and_commands(inbox, ingest, pg_db):
+    inbox.put("\x1b[31mred\x07.log", "2024-03-01 08:00:00 INFO coloured name\n")
+    result = ingest()
+    assert result.code == 0, result.out
+    assert result.lines("/\\x1b[31mred\\x07.log: new, version 1, lines 1-1: 1 loaded")
+    assert [r["source_file"] for r in logs(pg_db)] == ["/\x1b[31mred\x07.log"]  # stored as it is
+    for command in ("--status", "--dry-run"):
+        out = ingest(command).out
+        assert "/\\x1b[31mred\\x07.log" in out and "\x1b" not in out and "\x07" not in out, command
+    assert "\x1b" not in result.out and "\x07" not in result.out
 
 
 def test_configuration_errors_exit_2(pg_db, ftp_server):
@@ -240,8 +276,25 @@ def test_json_fields_keep_types_and_escapes(inbox, ingest, pg_db):
     inbox.put("x.jsonl", json.dumps(record) + "\n" + '{"message": "nul \\u0000"}\n')
     assert ingest().code == 0
     row = logs(pg_db)[0]
-    assert row[3:8] == ("7", "2024-03-01 08:00:00.123+00", "WARN", "tab\there \\ back", record)
-    assert rejects(pg_db)[0][3].startswith("JSON: contains \\u0000")
+    assert pick(row, "machine_id", "logged_at", "level", "message", "fields") == (
+        "7", "2024-03-01 08:00:00.123+00", "WARN", "tab\there \\ back", record)
+    assert rejects(pg_db)[0]["reason"].startswith("JSON: contains \\u0000")
+
+
+def test_values_postgresql_or_python_cannot_take_never_fail_or_stall_a_file(inbox, ingest, pg_db):
+    inbox.put("sensor.jsonl", '{"ts": "2024-03-01T08:00:00Z", "temp": NaN}\n{"ts": 1e999, "msg": "huge"}\n'
+              '{"ts": "2024-W10-5", "msg": "week date", "v": 0.1000000000000000055511151231257827}\n')
+    inbox.put("ids.csv", "timestamp;message\n" + "9" * 400 + ";an id, not a time\n")
+    result = ingest()
+    assert result.code == 0, result.out
+    assert [(r["line_no"], r["reason"]) for r in rejects(pg_db)] == [
+        (1, "JSON: NaN is not a JSON number (PostgreSQL's jsonb cannot hold it)")]
+    rows = {(r["source_file"], r["line_no"]): r for r in logs(pg_db)}
+    assert pick(rows[("/sensor.jsonl", 2)], "logged_at", "message") == (None, "huge")
+    assert pick(rows[("/sensor.jsonl", 3)], "logged_at", "message") == ("2024-03-08 00:00:00+00", "week date")
+    assert pg_db.value("SELECT fields->>'v' FROM machine_logs WHERE line_no = 3") == \
+        "0.1000000000000000055511151231257827"  # as written, not as a double
+    assert pick(rows[("/ids.csv", 2)], "logged_at", "message") == (None, "an id, not a time")
 
 
 @pytest.mark.parametrize("protocol", ["ftp", "ftps"])
@@ -250,16 +303,3 @@ def test_unreachable_server_exit_3_without_password(pg_db, protocol):
     result = run_service("ftp_log_service.py", env)
     assert result.code == 3 and result.lines("cannot connect to") and result.lines("after 2 attempt(s)")
     assert PASSWORD not in result.out
-
-
-def test_archive_paths_stay_inside_the_archive():
-    from types import SimpleNamespace
-
-    from datasync.ftp.remote import Remote, TransferError
-
-    remote = Remote(SimpleNamespace(protocol="ftp", host="h", port=21, user="u", remote_dir="in",
-                                    archive_dir="/archive"), None)
-    remote.home = "/home/plant"
-    assert remote.archive_path("/home/plant/in/a b/..c.log") == "/archive/a b/..c.log"
-    with pytest.raises(TransferError, match="refusing to archive outside /archive"):
-        remote.archive_path("/home/plant/elsewhere/x.log")
