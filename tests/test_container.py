@@ -333,7 +333,8 @@ def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_
         assert proc.returncode == 0
         log = cron_log(app)
         assert "stopped by SIGTERM" in log and "ftp_log exited with code 143" in log
-        assert pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'datasync%%'") == 0
+        assert pg_db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                            "application_name LIKE 'datasync%%'") == 0
         assert not pg_db.value("SELECT to_regclass('machine_logs') IS NOT NULL AND "
                                "EXISTS (SELECT 1 FROM machine_logs)")
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 
 import pytest
 
@@ -303,3 +304,21 @@ def test_unreachable_server_exit_3_without_password(pg_db, protocol):
     result = run_service("ftp_log_service.py", env)
     assert result.code == 3 and result.lines("cannot connect to") and result.lines("after 2 attempt(s)")
     assert PASSWORD not in result.out
+
+
+def test_least_privilege_is_enough_for_the_log_ingestion(inbox, ingest, pg_db):
+    """The README's grants and nothing more: no CREATE on the database, the schemas created for the role."""
+    role = f"ds_{uuid.uuid4().hex[:8]}"
+    pg_db.query(f"CREATE ROLE {role} LOGIN; REVOKE CREATE ON DATABASE \"{pg_db.name}\" FROM PUBLIC; "
+                f"CREATE SCHEMA logs AUTHORIZATION {role}; CREATE SCHEMA datasync AUTHORIZATION {role}")
+    try:
+        inbox.put("press01/a.log", "2024-03-01 08:00:00 INFO one\n")
+        env = {"POSTGRES_USER": role, "FTP_TARGET_SCHEMA": "logs", "DELETE_AFTER_SYNC": "true"}
+        assert ingest("--dry-run", **env).code == 0
+        first = ingest(**env)
+        assert first.code == 0, first.out
+        assert pg_db.query("SELECT machine_id, message FROM logs.machine_logs") == [("press01", "one")]
+        assert inbox.files() == []
+        assert ingest("--status", **env).code == 0
+    finally:
+        pg_db.query(f"DROP OWNED BY {role} CASCADE; DROP ROLE {role}")
