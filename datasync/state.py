@@ -81,11 +81,12 @@ ALTER TABLE {schema}.mysql_tables
     ADD COLUMN IF NOT EXISTS buckets integer,
     ADD COLUMN IF NOT EXISTS key_rows bigint,
     ADD COLUMN IF NOT EXISTS key_digest bigint,
-    ADD COLUMN IF NOT EXISTS rows_compared bigint;
+    ADD COLUMN IF NOT EXISTS rows_compared bigint,
+    ADD COLUMN IF NOT EXISTS bucket_width bigint;
 CREATE TABLE IF NOT EXISTS {schema}.mysql_buckets (
     source_db     text NOT NULL,
     source_table  text NOT NULL,
-    bucket        integer NOT NULL,
+    bucket        bigint NOT NULL,
     row_count     bigint NOT NULL,
     digest        bigint NOT NULL,
     PRIMARY KEY (source_db, source_table, bucket)
@@ -93,7 +94,7 @@ CREATE TABLE IF NOT EXISTS {schema}.mysql_buckets (
 """
 
 
-NEWEST = ("mysql_tables", "rows_compared")  # the last column the DDL added: present means up to date
+NEWEST = ("mysql_tables", "bucket_width")  # the last column the DDL added: present means up to date
 
 
 def ensure_schema(conn, schema):
@@ -261,10 +262,17 @@ def save_buckets(conn, schema, source_db, source_table, changed, current, replac
         if rows:
             cur.execute(sql.SQL(
                 "INSERT INTO {}.mysql_buckets (source_db, source_table, bucket, row_count, digest) "
-                "SELECT %s, %s, b, r, d FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS u(b, r, d) "
+                "SELECT %s, %s, b, r, d FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(b, r, d) "
                 "ON CONFLICT (source_db, source_table, bucket) DO UPDATE SET row_count = EXCLUDED.row_count, "
                 "digest = EXCLUDED.digest").format(ident(schema)),
                 (source_db, source_table, [r[2] for r in rows], [r[3] for r in rows], [signed(r[4]) for r in rows]))
+
+
+def drop_buckets(conn, schema, source_db, source_table):
+    """Forget a table's diff digests (it left diff mode), in the caller's transaction."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DELETE FROM {}.mysql_buckets WHERE source_db = %s AND source_table = %s").format(
+            ident(schema)), (source_db, source_table))
 
 
 def drop_table_state(conn, schema, source_db, source_table):

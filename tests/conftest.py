@@ -245,3 +245,16 @@ def ingest(pg_db, ftp_server):
     def run(*args, **overrides):
         return run_service("ftp_log_service.py", ftp_base_env(pg_db, ftp_server, **overrides), *args)
     return run
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """Run a service in this process (so that monkeypatch can change its code); the signal handling it
+    installs is put back afterwards."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield monkeypatch
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+    signal.set_wakeup_fd(-1)

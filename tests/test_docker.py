@@ -26,6 +26,7 @@ from datasync.config import VARIABLES
 from datasync.config.cron import CONTAINER_VARIABLES
 from tests.conftest import ROOT
 from tests.docker_engine import Engine, Unavailable
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -93,12 +94,7 @@ class Stack:
 
 
 def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    wait_for(predicate, timeout, what, every=1)
 
 
 def copy_checkout(target):

@@ -10,7 +10,6 @@ import struct
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,10 +70,11 @@ def test_diff_is_the_default_for_keyed_tables_and_says_what_it_compared(sync, my
     summary = [line.split("summary | ")[1].split() for line in first.lines("summary | items ")]
     assert summary[0][:2] == ["items", "diff"]
     idle = sync()
-    assert idle.lines("items: diff: 11 buckets of 500 rows compared, 0 changed, 0 rows re-read")
+    assert idle.lines("items: diff: 500 rows in 11 buckets (key ranges of 50) compared, 0 changed, 0 rows re-read")
     assert sync("--dry-run").out.count("this run: compare bucket digests, re-read the buckets that changed") == 1
     status = sync("--status")
-    assert [line for line in status.out.splitlines() if line.startswith("items ") and "500 rows / 11 buckets" in line]
+    assert [line for line in status.out.splitlines()
+            if line.startswith("items ") and "500 rows, key ranges of 50" in line]
     assert table_state(pg_db, "items")["mode"] == "diff"
 
 
@@ -267,16 +267,30 @@ def test_schema_drift_is_handled_in_place(sync, mysql_db, pg_db):
                        "AND attname = 'v'") == "bigint"
 
 
-def test_buckets_are_chosen_anew_when_the_table_grows(sync, mysql_db, pg_db):
-    mysql_db.run("CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES " +
-                 ", ".join(f"({i})" for i in range(1, 101)))
+def test_hash_buckets_are_chosen_anew_when_the_table_grows(sync, mysql_db, pg_db):
+    mysql_db.run("CREATE TABLE t (k VARCHAR(10) PRIMARY KEY)", "INSERT INTO t VALUES " +
+                 ", ".join(f"('k{i}')" for i in range(1, 101)))
     assert sync().code == 0
     assert table_state(pg_db, "t")["buckets"] == 2
-    mysql_db.run("INSERT INTO t VALUES " + ", ".join(f"({i})" for i in range(101, 5001)))
+    mysql_db.run("INSERT INTO t VALUES " + ", ".join(f"('k{i}')" for i in range(101, 5001)))
     grown = sync()
-    assert grown.code == 0 and table_state(pg_db, "t")["buckets"] == 101
-    assert sync().lines("t: diff: 101 buckets of 5000 rows compared, 0 changed")
+    assert grown.code == 0 and table_state(pg_db, "t")["buckets"] == 101, grown.out
+    assert sync().lines("t: diff: 5000 rows in 101 buckets (101 hash buckets) compared, 0 changed")
     assert pg_db.value("SELECT count(*) FROM datasync.mysql_buckets WHERE source_table = 't'") == 101
+    assert pg_db.value("SELECT count(*) FROM src.t") == 5000
+
+
+def test_bunched_integer_keys_get_hash_buckets(sync, mysql_db, pg_db):
+    """Key ranges suit keys spread evenly; 3,000 keys in one range plus one far away do not."""
+    mysql_db.run("CREATE TABLE t (id BIGINT PRIMARY KEY, v INT)")
+    mysql_db.many("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(1, 3001)] + [(10 ** 15, 0)])
+    first = sync()
+    assert first.lines("t: the key's values are too unevenly spread for key ranges: hash buckets instead")
+    assert table_state(pg_db, "t")["bucket_width"] is None and table_state(pg_db, "t")["buckets"] == 61
+    mysql_db.run("UPDATE t SET v = -1 WHERE id = 2000", "DELETE FROM t WHERE id = 1000000000000000")
+    changed = sync()
+    assert changed.lines("t: diff ok: 0 inserted, 1 updated, 1 deleted"), changed.out
+    assert same_rows(mysql_db, pg_db, "t") == 3000
 
 
 def test_the_incremental_delete_check_cannot_be_fooled(sync, mysql_db, pg_db):
@@ -299,15 +313,6 @@ OPERATIONS = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete", "
                                 st.sampled_from(["a", "A", "b", "é", "E", "ab ", "x"]),
                                 st.sampled_from(["a", "B", "é", "z", "y"]), st.none() | st.integers(-5, 5)),
                       max_size=8)
-
-
-@pytest.fixture
-def in_process(monkeypatch):
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield monkeypatch
-    for number, handler in saved.items():
-        signal.signal(number, handler)
-    signal.set_wakeup_fd(-1)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datasync.mysql.copy import Export, parse_tail
-from datasync.mysql.modes.diff import bucket_count, fits, is_prime
+from datasync.mysql.keys import Bucketing
+from datasync.mysql.modes.diff import bucket_count, is_prime
 from datasync.mysql.plan import TablePlan, Target
 from datasync.mysql.source import Column, Index, SourceTable
 from datasync.mysql.types import QUOTE, Mapping
@@ -101,7 +102,18 @@ def test_tails_parse_entry_by_entry(entries):
 def test_bucket_counts_are_primes_near_fifty_rows_each():
     assert [bucket_count(n) for n in (0, 99, 100, 1000, 1_000_000)] == [2, 2, 2, 23, 20011]
     assert all(is_prime(bucket_count(n)) for n in range(0, 100_000, 997))
-    assert fits(20011, 1_000_000) and not fits(20011, 5_000_000) and not fits(20011, 200_000)
+
+
+@given(width=st.integers(1, 10**6), buckets=st.sets(st.integers(-50, 50), min_size=1, max_size=20),
+       key=st.integers(-10**8, 10**8))
+def test_key_ranges_cover_exactly_their_buckets(width, buckets, key):
+    """A key lies in one of the ranges exactly when key DIV width (truncated toward zero, as on both servers)
+    is one of the buckets."""
+    bucketing = Bucketing(width=width)
+    ranges = bucketing.ranges(buckets)
+    bucket = abs(key) // width * (1 if key >= 0 else -1)
+    assert any(lo <= key <= hi for lo, hi in ranges) == (bucket in buckets)
+    assert all(lo <= hi for lo, hi in ranges) and len(ranges) <= len(buckets)
 
 
 def test_digests_are_stored_as_signed_bigints():

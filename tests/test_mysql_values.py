@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from contextlib import contextmanager
 
 import pytest
@@ -139,16 +138,6 @@ def test_export_stays_linear_whatever_the_bytes(sync, mysql_db, pg_db):
     assert mine == theirs and [r[1] for r in mine] == [size, size, size, size]
     assert sync().lines("nasty: diff ok: 0 inserted, 0 updated, 0 deleted")
     assert mysql_statements(mysql_db) == ()  # nothing of ours is left running on the server
-
-
-@pytest.fixture
-def in_process(monkeypatch):
-    """Run a service in this process (to change its code with monkeypatch); signal handling restored after."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield monkeypatch
-    for number, handler in saved.items():
-        signal.signal(number, handler)
-    signal.set_wakeup_fd(-1)
 
 
 def test_verify_compares_facts_each_server_computes_itself(sync_env, mysql_db, pg_db, in_process):

@@ -58,9 +58,10 @@ def status(settings):
 
 def compared(t):
     """Diff mode: rows compared in buckets (what the last run checked)."""
-    if t["mode"] != "diff" or t.get("buckets") is None:
+    if t["mode"] != "diff" or t.get("rows_compared") is None:
         return None
-    return f"{t['rows_compared']} rows / {t['buckets']} buckets"
+    how = f"key ranges of {t['bucket_width']}" if t.get("bucket_width") else f"{t['buckets']} hash buckets"
+    return f"{t['rows_compared']} rows, {how}"
 
 
 def open_job(settings, full_refresh=False):
@@ -209,7 +210,7 @@ def fact_columns(plan):
 
 
 def mysql_facts_sql(plan):
-    chunk = keys.mysql_bucket(plan, CHUNKS) if plan.key and not keys.unsupported(plan) else "0"
+    chunk = keys.Bucketing(CHUNKS).mysql(plan) if plan.key and not keys.unsupported(plan) else "0"
     parts = ["COUNT(*)"]
     for t, kind in fact_columns(plan):
         c = q(t.column)
@@ -224,7 +225,7 @@ def mysql_facts_sql(plan):
 
 
 def pg_facts_sql(plan):
-    chunk = keys.pg_bucket(plan, CHUNKS, "t") if plan.key and not keys.unsupported(plan) else sql.SQL("0")
+    chunk = keys.Bucketing(CHUNKS).pg(plan, "t") if plan.key and not keys.unsupported(plan) else sql.SQL("0")
     parts = [sql.SQL("count(*)")]
     for t, kind in fact_columns(plan):
         c = sql.SQL("t.{}").format(ident(t.name))

@@ -88,11 +88,14 @@ class Export:
         expression could be evaluated: an oversized HEX() or CONVERT() would come back NULL."""
         if not self.special:
             return None
-        checks, entries = [], []
+        small = [t.mapping.value for t in self.special if t.mapping.quoted and not t.mapping.large]
+        # one INSTR over the small text values together (their concatenation stays far below a packet)
+        checks = [f"INSTR(CONCAT_WS('', {', '.join(small)}), {QUOTE_SQL}) > 0"] if small else []
+        entries = []
         for t in self.special:
             m, v = t.mapping, t.mapping.value
             big = f"{m.size} > {self.bound}" if m.large else "FALSE"
-            checks += ([big] if m.large else []) + ([f"INSTR({v}, {QUOTE_SQL}) > 0"] if m.quoted else [])
+            checks += ([big] if m.large else []) + ([f"INSTR({v}, {QUOTE_SQL}) > 0"] if m.quoted and m.large else [])
             inline = f"IF(INSTR({v}, {QUOTE_SQL}) > 0, CONCAT(LENGTH({v}), ':', {v}), LENGTH({v}))" \
                 if m.quoted else "'-'"
             entries.append(f"IF({q(t.column)} IS NULL, 'N', IF({big}, 'D', {inline}))")

@@ -6,11 +6,14 @@ column type listed here, ``mysql_text`` and ``pg_text`` produce identical bytes 
 key value, so a row's bucket and its key hash are the same on both sides and no comparison
 or ordering of keys across servers is ever needed:
 
-    bucket     a single integer key: key MOD n; any other key: 32 bits of SHA-256(key text) MOD n
+    bucket     ranges of the key's first column when it is an integer; else MOD(key, n) for a single
+               integer key, or 32 bits of SHA-256(key text) MOD n (see Bucketing)
     key hash   64 bits of SHA-256(key text): XORed over a table, the digest of its key set
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from psycopg2 import sql
 
@@ -65,18 +68,76 @@ def _pg_part(col, target, column):
     return sql.SQL("convert_to({}::text, 'UTF8')").format(column)
 
 
-def mysql_bucket(plan, buckets):
-    if single_integer(plan):
-        return f"MOD({q(plan.key[0])}, {buckets})"
-    return f"MOD(CONV(LEFT(SHA2({mysql_text(plan)}, 256), 8), 16, 10), {buckets})"
+def ranged(plan):
+    """Key ranges can make the buckets: the key's first column is an integer (not a TINYINT(1) boolean)."""
+    col = plan.source.column(plan.key[0]) if plan.key else None
+    return col is not None and col.data_type in INTEGERS and plan.target_of(col.name).mapping.pg_type != "boolean"
 
 
-def pg_bucket(plan, buckets, alias):
-    if single_integer(plan):
-        column = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
-        return sql.SQL("mod({}, {})::integer").format(column, sql.Literal(buckets))
-    return sql.SQL("mod(('x' || left(encode(sha256({}), 'hex'), 8))::bit(32)::bigint, {})::integer").format(
-        pg_text(plan, alias), sql.Literal(buckets))
+@dataclass(frozen=True)
+class Bucketing:
+    """How rows are put in buckets, from their key alone.
+
+    ``width`` > 0: ranges of the key's first (integer) column, ``first DIV width`` (truncated toward zero
+    on both servers), so the rows of a changed bucket are re-read, and its deleted keys found, through the
+    key's index.  Else ``count`` hash buckets: ``MOD(key, count)`` for a single integer key, or of 32 bits
+    of SHA-256 of the key's text; their rows are found by a scan.
+    """
+
+    count: int = 0
+    width: int = 0
+
+    def describe(self):
+        return f"key ranges of {self.width}" if self.width else f"{self.count} hash buckets"
+
+    def mysql(self, plan):
+        if self.width:
+            return f"({q(plan.key[0])} DIV {self.width})"
+        if single_integer(plan):
+            return f"MOD({q(plan.key[0])}, {self.count})"
+        return f"MOD(CAST(CONV(LEFT(SHA2({mysql_text(plan)}, 256), 8), 16, 10) AS UNSIGNED), {self.count})"
+
+    def pg(self, plan, alias):
+        first = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
+        numeric = plan.target_of(plan.key[0]).mapping.pg_type.startswith("numeric")
+        if self.width:
+            return sql.SQL("div({}, {})::bigint" if numeric else "({} / {})::bigint").format(
+                first, sql.Literal(self.width))
+        if single_integer(plan):
+            return sql.SQL("mod({}, {})::bigint").format(first, sql.Literal(self.count))
+        return sql.SQL("mod(('x' || left(encode(sha256({}), 'hex'), 8))::bit(32)::bigint, {})").format(
+            pg_text(plan, alias), sql.Literal(self.count))
+
+    def ranges(self, buckets):
+        """[(low, high)] of the key's first column covering ``buckets`` (consecutive ones merged)."""
+        def low(b):
+            return b * self.width if b > 0 else b * self.width - self.width + 1 if b < 0 else -(self.width - 1)
+
+        def high(b):
+            return b * self.width + self.width - 1 if b > 0 else b * self.width if b < 0 else self.width - 1
+
+        out = []
+        for b in sorted(buckets):
+            if out and b == out[-1][1] + 1:
+                out[-1][1] = b
+            else:
+                out.append([b, b])
+        return [(low(first), high(last)) for first, last in out]
+
+    def mysql_where(self, plan, buckets):
+        """A MySQL condition selecting the rows of ``buckets`` (through the key's index for ranges)."""
+        if self.width:
+            column = q(plan.key[0])
+            return " OR ".join(f"{column} BETWEEN {lo} AND {hi}" for lo, hi in self.ranges(buckets))
+        return f"{self.mysql(plan)} IN ({', '.join(map(str, sorted(buckets)))})"
+
+    def pg_where(self, plan, buckets, alias):
+        if self.width:
+            first = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
+            return sql.SQL("({})").format(sql.SQL(" OR ").join(
+                sql.SQL("{} BETWEEN {} AND {}").format(first, sql.Literal(lo), sql.Literal(hi))
+                for lo, hi in self.ranges(buckets)))
+        return sql.SQL("{} = ANY({})").format(self.pg(plan, alias), sql.Literal(sorted(buckets)))
 
 
 def mysql_key_hash(plan):

@@ -222,12 +222,12 @@ def run_step(job, plan, step: Step, previous):
     if step.action not in ("create", "reload"):
         return MODES[step.action](job, plan, step, previous)
     counts = full.create(job, plan) if step.action == "create" else full.reload(job, plan, step)
-    extra = {"signature": None, "buckets": None, "key_rows": None, "key_digest": None}
+    # the next incremental run compares every key once, then keeps the key set's digest
+    extra = {"signature": None, "buckets": None, "bucket_width": None, "key_rows": None, "key_digest": None}
     if plan.mode == "diff":
         extra.update(diff.create(job, plan))
-    elif plan.mode == "incremental" and plan.deletes:
-        rows, digest = job.source.execute_raw(incremental.key_digest_sql(plan))[0]
-        extra.update(incremental.key_state(int(rows), digest))
+    else:
+        state.drop_buckets(job.pg, job.state_schema, job.settings.mysql.db, plan.source.name)
     return counts, extra
 
 

@@ -29,12 +29,14 @@ from ...errors import TableError
 from ...postgres import ident
 from .. import keys
 from ..copy import Counts, Export, copy_select, execute, table_ref
+from ..keys import Bucketing
 from ..plan import Target
 from ..types import Mapping, q
 
 log = logging.getLogger("datasync.mysql")
 
 ROWS_PER_BUCKET = 50
+UNEVEN = 20  # a key range holding more than 20 buckets' worth of rows: the keys are bunched
 STAGE = "_datasync_stage"
 BUCKET = "_datasync_bucket"
 
@@ -42,34 +44,70 @@ BUCKET = "_datasync_bucket"
 def run(job, plan, step, previous):
     """Compare every bucket, re-read and merge those that changed; returns (Counts, state columns)."""
     started = time.monotonic()
-    buckets = previous["buckets"] if previous and previous.get("buckets") else bucket_count(estimate_rows(job, plan))
-    stored = {} if step.rebuild else load(job, plan, previous, buckets)
-    current = digests(job, plan, buckets)
-    total = sum(rows for rows, _ in current.values())
-    if not fits(buckets, total):  # grown or shrunk fourfold: new buckets, so nothing stored applies
-        buckets, stored = bucket_count(total), {}
-        current = digests(job, plan, buckets)
+    bucketing = stored_bucketing(previous) or choose(job, plan, estimate_rows(job, plan))
+    stored = {} if step.rebuild else load(job, plan, previous, bucketing)
+    current = digests(job, plan, bucketing)
+    better = rechoose(job, plan, bucketing, current)
+    if better:  # grown or shrunk fourfold, or key ranges too uneven: new buckets, so nothing stored applies
+        bucketing, stored, current = better, {}, digests(job, plan, better)
     changed = sorted(b for b in current.keys() | stored.keys() if current.get(b) != stored.get(b))
-    counts = merge(job, plan, buckets, changed, current, stored) if changed else Counts()
+    counts = merge(job, plan, bucketing, changed, current, stored) if changed else Counts()
     save(job, plan, changed, current, replace_all=not stored)
-    job.log.info("%s: diff: %s buckets of %s rows compared, %s changed, %s rows re-read (%.2fs)", plan.label,
-                 len(current), total, len(changed), counts.compared, time.monotonic() - started)
-    return counts, {"signature": signature(job, plan, buckets), "buckets": buckets, "rows_compared": total}
+    total = sum(rows for rows, _ in current.values())
+    job.log.info("%s: diff: %s rows in %s buckets (%s) compared, %s changed, %s rows re-read (%.2fs)", plan.label,
+                 total, len(current), bucketing.describe(), len(changed) if stored else "all", counts.compared,
+                 time.monotonic() - started)
+    return counts, state_columns(job, plan, bucketing, total)
 
 
 def create(job, plan):
     """After a new table was loaded (same snapshot): store the digests of every bucket."""
-    buckets = bucket_count(estimate_rows(job, plan))
-    current = digests(job, plan, buckets)
-    if not fits(buckets, sum(rows for rows, _ in current.values())):
-        buckets = bucket_count(sum(rows for rows, _ in current.values()))
-        current = digests(job, plan, buckets)
+    bucketing = choose(job, plan, estimate_rows(job, plan))
+    current = digests(job, plan, bucketing)
+    better = rechoose(job, plan, bucketing, current)
+    if better:
+        bucketing, current = better, digests(job, plan, better)
     save(job, plan, sorted(current), current, replace_all=True)
-    return {"signature": signature(job, plan, buckets), "buckets": buckets,
-            "rows_compared": sum(rows for rows, _ in current.values())}
+    return state_columns(job, plan, bucketing, sum(rows for rows, _ in current.values()))
+
+
+def state_columns(job, plan, bucketing, total):
+    return {"signature": signature(job, plan, bucketing), "buckets": bucketing.count or None,
+            "bucket_width": bucketing.width or None, "rows_compared": total}
 
 
 # ---------------------------------------------------------------- buckets and digests
+
+
+def stored_bucketing(previous):
+    if previous and (previous.get("buckets") or previous.get("bucket_width")):
+        return Bucketing(previous.get("buckets") or 0, previous.get("bucket_width") or 0)
+    return None
+
+
+def choose(job, plan, rows):
+    """Key ranges of about ROWS_PER_BUCKET rows when the key starts with an integer, else hash buckets."""
+    if not keys.ranged(plan):
+        return Bucketing(bucket_count(rows))
+    column = q(plan.key[0])
+    low, high = job.source.execute_raw(f"SELECT MIN({column}), MAX({column}) FROM {q(plan.source.name)}")[0]
+    if low is None:
+        return Bucketing(bucket_count(rows))
+    width = -(-(int(high) - int(low) + 1) * ROWS_PER_BUCKET // max(1, rows))  # rounded up
+    return Bucketing(width=min(max(1, width), 1 << 62))  # bucket numbers stay within a bigint
+
+
+def rechoose(job, plan, bucketing, current):
+    """Better buckets when these no longer fit the table (None when they do): hash buckets when a key range
+    holds far too many rows (keys bunched), new ones when the table has grown or shrunk fourfold."""
+    total = sum(rows for rows, _ in current.values())
+    if bucketing.width and current and max(rows for rows, _ in current.values()) > UNEVEN * ROWS_PER_BUCKET:
+        log.info("%s: the key's values are too unevenly spread for key ranges: hash buckets instead", plan.label)
+        return Bucketing(bucket_count(total))
+    buckets = bucketing.count or len(current)
+    if total <= 4 * ROWS_PER_BUCKET or ROWS_PER_BUCKET / 4 <= total / max(1, buckets) <= 4 * ROWS_PER_BUCKET:
+        return None
+    return Bucketing(bucket_count(total)) if bucketing.count else choose(job, plan, total)
 
 
 def bucket_count(rows):
@@ -84,10 +122,6 @@ def is_prime(n):
     return n >= 2 and all(n % f for f in range(2, int(n ** 0.5) + 1))
 
 
-def fits(buckets, rows):
-    return rows <= 4 * ROWS_PER_BUCKET * buckets and (buckets <= 2 or rows * 4 >= ROWS_PER_BUCKET * buckets)
-
-
 def estimate_rows(job, plan):
     """MySQL's own row estimate (from its statistics, no scan)."""
     rows = job.source.execute("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
@@ -95,28 +129,28 @@ def estimate_rows(job, plan):
     return int(rows[0][0] or 0) if rows else 0
 
 
-def digest_sql(job, plan, buckets):
+def digest_sql(job, plan, bucketing):
     """One scan: per bucket, the row count and the XOR of 64 bits of SHA-256 of each row's COPY text."""
     text = Export(plan, plan.columns, job.source.max_packet).digest_line()
     row_hash = f"CAST(CONV(LEFT(SHA2({text}, 256), 16), 16, 10) AS UNSIGNED)"
-    return (f"SELECT {keys.mysql_bucket(plan, buckets)}, COUNT(*), BIT_XOR({row_hash}) "
+    return (f"SELECT {bucketing.mysql(plan)}, COUNT(*), BIT_XOR({row_hash}) "
             f"FROM {q(plan.source.name)} GROUP BY 1")
 
 
-def digests(job, plan, buckets):
-    rows = job.source.execute_raw(digest_sql(job, plan, buckets), what=f"table {plan.label!r}: digests")
+def digests(job, plan, bucketing):
+    rows = job.source.execute_raw(digest_sql(job, plan, bucketing), what=f"table {plan.label!r}: digests")
     return {int(b): (int(n), int(d)) for b, n, d in rows}
 
 
-def signature(job, plan, buckets):
-    """What the stored digests depend on: the digest query (columns, mappings, packet size) and the types."""
-    text = digest_sql(job, plan, buckets) + "|" + "|".join(f"{t.name}:{t.mapping.pg_type}" for t in plan.columns)
+def signature(job, plan, bucketing):
+    """What the stored digests depend on: the digest query (columns, mappings, packet size, buckets), the types."""
+    text = digest_sql(job, plan, bucketing) + "|" + "|".join(f"{t.name}:{t.mapping.pg_type}" for t in plan.columns)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def load(job, plan, previous, buckets):
+def load(job, plan, previous, bucketing):
     """The stored digests, if they were made by the same query; else nothing (every bucket compared)."""
-    if not previous or previous.get("signature") != signature(job, plan, buckets):
+    if not previous or previous.get("signature") != signature(job, plan, bucketing):
         if previous and previous.get("signature"):
             log.info("%s: the columns, their mapping or the bucket count changed: comparing every row", plan.label)
         return {}
@@ -131,17 +165,17 @@ def save(job, plan, changed, current, replace_all):
 # ---------------------------------------------------------------- the merge
 
 
-def merge(job, plan, buckets, changed, current, stored):
+def merge(job, plan, bucketing, changed, current, stored):
     """Re-read the changed buckets into a stage and merge them in place; returns the Counts."""
     everything = not stored
-    bucket = Target("", BUCKET, Mapping("integer", keys.mysql_bucket(plan, buckets)), False)
+    bucket = Target("", BUCKET, Mapping("bigint", bucketing.mysql(plan)), False)
     execute(job, sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(ident(STAGE), table_ref(plan)))
-    execute(job, sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(ident(STAGE), ident(BUCKET)))
-    where = "" if everything else f"{keys.mysql_bucket(plan, buckets)} IN ({', '.join(map(str, changed))})"
+    execute(job, sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint").format(ident(STAGE), ident(BUCKET)))
+    where = "" if everything else bucketing.mysql_where(plan, changed)
     compared, zeros = copy_select(job, plan, ident(STAGE), targets=plan.columns + [bucket], where=where)
     execute(job, sql.SQL("CREATE INDEX ON {} ({})").format(ident(STAGE), sql.SQL(", ").join(map(ident, plan.pg_key()))))
     execute(job, sql.SQL("ANALYZE {}").format(ident(STAGE)))
-    deleted = delete_gone(job, plan, buckets, changed, current, stored, everything)
+    deleted = delete_gone(job, plan, bucketing, changed, current, stored, everything)
     updated = update_changed(job, plan)
     inserted = insert_new(job, plan)
     return Counts(inserted, updated, deleted, zeros, compared)
@@ -152,7 +186,7 @@ def _match(plan, left="t", right="s"):
                                  for k in plan.pg_key())
 
 
-def delete_gone(job, plan, buckets, changed, current, stored, everything):
+def delete_gone(job, plan, bucketing, changed, current, stored, everything):
     """Delete the rows of the changed buckets whose key MySQL no longer has.
 
     The counts tell how many there are (stored rows + new keys - MySQL's rows, per bucket), so
@@ -171,8 +205,9 @@ def delete_gone(job, plan, buckets, changed, current, stored, everything):
     if expected == 0:
         return 0
     with job.pg.cursor() as cur:
-        cur.execute(sql.SQL("DELETE FROM {} t WHERE {} = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})")
-                    .format(target, keys.pg_bucket(plan, buckets, "t"), stage, _match(plan)), (changed,))
+        cur.execute(sql.SQL("DELETE FROM {} t WHERE {} AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+            target, bucketing.pg_where(plan, [b for b in changed if stored.get(b, (0, 0))[0]], "t"), stage,
+            _match(plan)))
         deleted = cur.rowcount
     if deleted != expected:
         raise TableError(f"table {plan.label!r}: the copy does not match its stored digests ({deleted} rows to "
