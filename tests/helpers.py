@@ -17,14 +17,14 @@ from tests.conftest import ROOT
 LOG_COLUMNS = "source_file, file_version, line_no, machine_id, logged_at::text AS logged_at, level, message, fields"
 
 
-def wait_for(predicate, timeout=60, what="condition"):
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+def wait_for(predicate, timeout=60, what="condition", every=0.02):
+    """Poll ``predicate`` every ``every`` seconds until it is true; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def start_service(script, env, *args):
