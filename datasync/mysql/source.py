@@ -368,15 +368,17 @@ class MySQLSource:
 class Pending:
     """A query running on the source's connection in a daemon thread, inside its snapshot.
 
-    Lets MySQL count rows while the main thread merges in PostgreSQL.  result() waits for
-    the rows.  abandon() (the table failed first) takes the connection away from the source,
-    so nothing else talks on it; the thread closes it when its query ends.
+    Lets MySQL compute a digest while the main thread merges in PostgreSQL.  result() waits for
+    the rows.  The source counts as busy meanwhile, so a stop signal kills the query.  abandon()
+    (the table failed first) kills the query and takes the connection away from the source, so
+    nothing else talks on it; the thread closes it when its query has ended.
     """
 
     def __init__(self, source, statement):
         self.source, self.conn, self.statement = source, source.conn, statement
         self.rows = self.error = None
         self.lock = threading.Lock()
+        source.busy = True
         self.thread = threading.Thread(target=self._run, name="mysql-query", daemon=True)
         self.thread.start()
 
@@ -388,7 +390,9 @@ class Pending:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread by result()
             self.error = exc
         with self.lock:
-            if self.source.conn is not self.conn:
+            if self.source.conn is self.conn:
+                self.source.busy = False
+            else:
                 _quietly_close(self.conn)
 
     def result(self):
@@ -402,7 +406,8 @@ class Pending:
     def abandon(self):
         with self.lock:
             if self.thread.is_alive() and self.source.conn is self.conn:
-                self.source.conn = None
+                self.source.cancel()
+                self.source.conn, self.source.busy = None, False
 
 
 def _abandon(cur):
