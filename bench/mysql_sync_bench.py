@@ -51,6 +51,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -181,8 +182,8 @@ def settled_writes(conn, schema, tables, timeout=5.0):
     deadline = time.monotonic() + timeout
     with conn.cursor() as cur:
         while time.monotonic() < deadline:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s AND pid <> "
-                        "pg_backend_pid()", (APPLICATION + "%",))
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name LIKE %s AND pid <> pg_backend_pid()", (APPLICATION + "%",))
             if cur.fetchone()[0] == 0:
                 break
             time.sleep(0.05)
@@ -509,6 +510,7 @@ def digest_costs(b, table, changed_buckets):
         copy_line = Export(plan, plan.columns, job.source.max_packet).line()
         bucket = keys.mysql_bucket(plan, buckets)
         sha = f"CAST(CONV(LEFT(SHA2({line}, 256), 16), 16, 10) AS UNSIGNED)"
+        raw = "CONCAT_WS('\\t', " + ", ".join(f"`{c.column}`" for c in plan.columns) + ")"
         source = f"FROM `{table}`"
         some = ", ".join(map(str, sorted(random.Random(1).sample(range(buckets), min(changed_buckets, buckets)))))
         queries = [
@@ -517,6 +519,8 @@ def digest_costs(b, table, changed_buckets):
             ("digest text of every row", f"SELECT COUNT(*), SUM(LENGTH({line})) {source}"),
             ("  + CRC32 (for comparison)", f"SELECT COUNT(*), BIT_XOR(CRC32({line})) {source}"),
             ("  + SHA2, no grouping", f"SELECT COUNT(*), BIT_XOR({sha}) {source}"),
+            ("SHA2 of the raw columns (no COPY text)",
+             f"SELECT COUNT(*), BIT_XOR(CAST(CONV(LEFT(SHA2({raw}, 256), 16), 16, 10) AS UNSIGNED)) {source}"),
             ("bucket count per bucket", f"SELECT {bucket}, COUNT(*) {source} GROUP BY 1"),
             ("the digest query", diff.digest_sql(job, plan, buckets)),
             (f"re-read of {changed_buckets} buckets",
@@ -815,15 +819,28 @@ def print_diff(d, small):
           f"{changed.diff_seconds():.2f} s compare + re-read + merge")
     if "costs" in d:
         print_costs(d["costs"])
+        print_breakdown(d)
 
 
 def print_costs(costs):
     """Where the digest query's time goes, in MySQL alone."""
-    print(f"  in MySQL alone (bench_diff, {costs['buckets']:,} buckets; best of 2):   seconds  MySQL CPU")
+    print(f"  in MySQL alone (bench_diff, {costs['buckets']:,} buckets; best of 2):       seconds  MySQL CPU")
     for what, seconds, cpu in costs["queries"]:
-        print(f"    {what:<36}{seconds:7.2f}  {'n/a' if cpu is None else f'{cpu:7.2f}'}")
+        print(f"    {what:<40}{seconds:7.2f}  {'n/a' if cpu is None else f'{cpu:7.2f}'}")
     for row in costs["explain"]:
         print("    EXPLAIN: " + " | ".join(str(v) for v in row))
+
+
+def print_breakdown(d):
+    """The idle and change runs split by what was timed alone (the rest: PostgreSQL, Python, start-up)."""
+    costs = {what: seconds for what, seconds, _ in d["costs"]["queries"]}
+    digest = costs["the digest query"]
+    re_read = next(seconds for what, seconds in costs.items() if what.startswith("re-read"))
+    idle, changed, nothing = d["idle"].seconds, d["changed"].seconds, d["nothing"].seconds
+    print(f"  idle run {idle:.2f} s ~ start-up and connections {nothing:.2f} + digest query {digest:.2f} + rest "
+          f"{idle - nothing - digest:.2f} (bucket state read and compared in Python, state written)")
+    print(f"  change run {changed:.2f} s ~ start-up {nothing:.2f} + digest query {digest:.2f} + re-read scan "
+          f"{re_read:.2f} + rest {changed - nothing - digest - re_read:.2f} (stage COPY, PostgreSQL merge, state)")
 
 
 def print_employees(e, scale):
@@ -859,6 +876,25 @@ def load_average():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every ``every`` seconds while the bench runs (the machine is shared)."""
+
+    def __init__(self, every=10.0):
+        super().__init__(daemon=True)
+        self.every, self.samples, self.done = every, [], threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.every):
+            self.samples.append(float(load_average().split()[0]))
+
+    def summary(self):
+        self.done.set()
+        if not self.samples:
+            return "no samples"
+        return (f"min {min(self.samples):.2f}, mean {sum(self.samples) / len(self.samples):.2f}, "
+                f"max {max(self.samples):.2f} over {len(self.samples)} samples")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -869,6 +905,8 @@ def main():
     parser.add_argument("--employees-scale", type=float, default=1.0, help="its size (1.0: about 3.9M rows)")
     args = parser.parse_args()
     mysrv, pgsrv = mysql_server(args.mysql), postgres_server()
+    sampler = LoadSampler()
+    sampler.start()
     loads = [load_average()]
     big = measure(mysrv, pgsrv, args.rows, True, args.repeat)
     loads.append(load_average())
@@ -882,7 +920,7 @@ def main():
     if employees:
         print_employees(employees, args.employees_scale)
     print(f"\nload average (1, 5, 15 min) at the start and after each part: {'; '.join(loads)} "
-          f"({os.cpu_count()} CPUs)")
+          f"({os.cpu_count()} CPUs); 1-minute load average every 10 s: {sampler.summary()}")
 
 
 if __name__ == "__main__":
