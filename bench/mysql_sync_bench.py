@@ -21,7 +21,10 @@ column: diff mode), then measures -- every ratio from figures of the same run:
     idle run         nothing changed: <= 0.3x a full reload
     0.1% changed     updates, deletes and inserts (a third each) picked at random by a hash of the
                      key: <= 0.45x a full reload
-    WAL              pg_wal_lsn_diff(pg_current_wal_lsn()) over the run <= 10% of a full reload's
+    WAL              of the run <= 10% of a full reload's: the WAL records that touch the bench
+                     database's relations (pg_walinspect, read back through a temporary physical
+                     replication slot held for the run, so a checkpoint cannot recycle it first);
+                     the cluster's pg_wal_lsn_diff(pg_current_wal_lsn()) is printed too
     rows written     n_tup_ins + n_tup_upd + n_tup_del of the copy (pg_stat_user_tables) ~ rows changed
     MySQL CPU        utime + stime of the MySQL server process over an idle run (/proc/<pid>/stat)
     state size       datasync.mysql_buckets (heap and index, this table's rows only) per million rows
@@ -32,9 +35,10 @@ column: diff mode), then measures -- every ratio from figures of the same run:
     keys, CHAR/VARCHAR/DATE/ENUM columns, no cursor column), generated inside MySQL: first load,
     full reload in place, idle run and a run with 0.1% of salaries and titles changed.
 
-Noise: the servers are shared.  WAL is the whole cluster's and the MySQL CPU the whole server
-process's: other clients writing to the same PostgreSQL or querying the same MySQL meanwhile add
-to them (nothing is subtracted).  Times are the best of --repeat runs, since noise only adds time.
+Noise: the servers are shared.  The cluster's WAL and the MySQL CPU (the whole server process's)
+include what other clients of the same servers do meanwhile; nothing is subtracted, but the WAL
+others write in a pause just before each run is shown, and the WAL ratios use this database's
+records when pg_walinspect is there.  Times are the best of --repeat runs (noise only adds time).
 
     python bench/mysql_sync_bench.py [--rows 1000000] [--small 100000] [--repeat 3]
                                      [--mysql {mariadb,mysql}] [--employees] [--employees-scale 1.0]
@@ -45,6 +49,7 @@ Servers: TEST_MYSQL_HOST/PORT/USER/PASSWORD (MariaDB), TEST_ORACLE_MYSQL_HOST/PO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -163,6 +168,27 @@ def wal_since(conn, lsn):
         return cur.fetchone()[0]
 
 
+def enable_walinspect(conn):
+    """(pg_walinspect usable, this database's OID): the extension created in the bench database."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+        dboid = cur.fetchone()[0]
+        try:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            return True, dboid
+        except psycopg2.Error as exc:
+            print(f"pg_walinspect not available ({str(exc).strip()}): WAL is the whole cluster's", file=sys.stderr)
+            return False, dboid
+
+
+def wal_pair(run, reload):
+    """(WAL of the run, WAL of the reload, how it was measured): this database's records when both
+    runs have them, else the cluster's LSN difference for both."""
+    if run.own_wal is not None and reload.own_wal is not None:
+        return run.own_wal, reload.own_wal, "this database's WAL records (pg_walinspect)"
+    return run.wal, reload.wal, "the whole cluster's WAL (other clients add)"
+
+
 def table_writes(conn, schema, tables):
     """{table: n_tup_ins + n_tup_upd + n_tup_del} from pg_stat_user_tables (a fresh statistics snapshot)."""
     with conn.cursor() as cur:
@@ -211,6 +237,7 @@ class Run:
     log: str
     code: int = 0            # the service's exit code
     background_wal: int = 0  # WAL the cluster wrote in a pause before the run, scaled to the run's duration
+    own_wal: int | None = None  # bytes of WAL records touching this database's relations (pg_walinspect)
 
     def diff_seconds(self):
         """The seconds diff mode's own log lines give (compare, re-read, merge), summed over tables."""
@@ -246,6 +273,7 @@ class Bench:
         self.watch = psycopg2.connect(host=self.pgsrv.host, port=self.pgsrv.port, user=self.pgsrv.user,
                                       dbname=self.name)
         self.watch.autocommit = True
+        self.walinspect, self.dboid = enable_walinspect(self.watch)
         return self
 
     def __exit__(self, *exc):
@@ -261,22 +289,56 @@ class Bench:
     def observed(self, *args, tables, modes="", check=True):
         """A run of the service with its WAL, rows written and MySQL CPU (and the WAL others wrote
         in a pause of PAUSE seconds just before, as a measure of the noise)."""
-        lsn = wal_lsn(self.watch)
-        time.sleep(PAUSE)
-        background = wal_since(self.watch, lsn) / PAUSE
-        copies = tables.split(",")
-        state = ("mysql_tables", "mysql_buckets", "runs")
-        writes = table_writes(self.watch, self.schema, copies)
-        state_writes = table_writes(self.watch, STATE, state)
-        lsn, cpu = wal_lsn(self.watch), process_cpu(self.mysql_pid)
-        t = self.sync(*args, tables=tables, modes=modes, check=check)
-        mysql_cpu = None if cpu is None else process_cpu(self.mysql_pid) - cpu
-        wal = wal_since(self.watch, lsn)
+        background = self.background_wal()
+        copies, state = tables.split(","), ("mysql_tables", "mysql_buckets", "runs")
+        writes, state_writes = table_writes(self.watch, self.schema, copies), table_writes(self.watch, STATE, state)
+        with self.wal_kept():
+            lsn, cpu = wal_lsn(self.watch), process_cpu(self.mysql_pid)
+            t = self.sync(*args, tables=tables, modes=modes, check=check)
+            mysql_cpu = None if cpu is None else process_cpu(self.mysql_pid) - cpu
+            wal, own = wal_since(self.watch, lsn), self.own_wal(lsn)
         after = settled_writes(self.watch, self.schema, copies)
         state_after = table_writes(self.watch, STATE, state)
         return Run(t.seconds, t.rss, t.cpu, mysql_cpu, wal, sum(after.values()) - sum(writes.values()),
                    sum(state_after.values()) - sum(state_writes.values()), t.out, t.code,
-                   round(background * t.seconds))
+                   round(background * t.seconds), own)
+
+    def background_wal(self):
+        """Bytes a second of WAL the cluster writes without us, measured over a pause of PAUSE seconds."""
+        lsn = wal_lsn(self.watch)
+        time.sleep(PAUSE)
+        return wal_since(self.watch, lsn) / PAUSE
+
+    @contextlib.contextmanager
+    def wal_kept(self):
+        """Keep the WAL written meanwhile (a temporary physical replication slot, dropped at the end and
+        with this session), so that pg_walinspect can still read it when a checkpoint came between."""
+        if not self.walinspect:
+            yield
+            return
+        slot = f"{self.name}_wal"
+        with self.watch.cursor() as cur:
+            cur.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", (slot,))
+        try:
+            yield
+        finally:
+            with self.watch.cursor() as cur:
+                cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+    def own_wal(self, lsn):
+        """Bytes of the WAL records since ``lsn`` that touch this database's relations (pg_walinspect:
+        other databases' records left out; commit records, which name no relation, too), or None."""
+        if not self.walinspect:
+            return None
+        try:
+            with self.watch.cursor() as cur:
+                cur.execute("SELECT coalesce(sum(record_length), 0)::bigint FROM "
+                            "pg_get_wal_records_info(%s, pg_current_wal_flush_lsn()) WHERE block_ref LIKE %s",
+                            (lsn, f"%/{self.dboid}/%"))
+                return cur.fetchone()[0]
+        except psycopg2.Error as exc:
+            print(f"pg_walinspect: {str(exc).strip()}; the cluster's WAL is used", file=sys.stderr)
+            return None
 
     def forget(self, table):
         """Drop a copy and its state, so that the next run loads it as a new table."""
@@ -779,7 +841,9 @@ def run_line(label, run, reference=None, target=None):
         ratio = f"{run.seconds / reference.seconds:5.2f}x reload"
         ratio += f" {verdict(run.seconds / reference.seconds, target)}" if target else ""
     cpu = "n/a" if run.mysql_cpu is None else f"{run.mysql_cpu:5.2f} s"
-    return (f"{label:<24}{run.seconds:7.2f} s  {ratio:<40}  WAL {mb(run.wal):8.2f} MB  rows written {run.written:>9,}  "
+    own = "n/a" if run.own_wal is None else f"{mb(run.own_wal):8.2f}"
+    return (f"{label:<24}{run.seconds:7.2f} s  {ratio:<40}  WAL {own} MB (cluster {mb(run.wal):8.2f})  "
+            f"rows written {run.written:>9,}  "
             f"MySQL CPU {cpu}  Python CPU {run.cpu:5.2f} s  RSS {run.rss:5.1f} MB")
 
 
@@ -795,11 +859,7 @@ def print_diff(d, small):
     print(run_line("--full-refresh", d["refresh"], reload) + "  (every row re-read and compared)")
     buckets, re_read = changed.re_read()
     print(f"  0.1% changed: {d['changes']}; {buckets:,} buckets changed, {re_read:,} rows re-read")
-    for label, run in (("idle", idle), ("0.1% changed", changed)):
-        share = run.wal / reload.wal
-        print(f"  WAL of the {label} run: {mb(run.wal):.2f} MB = {100 * share:.2f}% of the reload's "
-              f"{mb(reload.wal):.0f} MB {verdict(share, TARGETS['wal'])} (the whole cluster's WAL; other clients "
-              f"wrote at a rate of {mb(run.background_wal):.2f} MB per run length just before)")
+    print_wal([("idle", idle), ("0.1% changed", changed)], reload)
     expected = d["changes"].rows
     print(f"  rows written: {changed.written:,} for {expected:,} rows changed "
           f"(ratio {changed.written / max(1, expected):.2f}, target ~1); idle run {idle.written:,} (target 0); "
@@ -831,6 +891,16 @@ def print_costs(costs):
         print("    EXPLAIN: " + " | ".join(str(v) for v in row))
 
 
+def print_wal(runs, reload):
+    """The WAL lines: each run's share of the full reload's WAL."""
+    for label, run in runs:
+        ours, theirs, how = wal_pair(run, reload)
+        share = ours / theirs
+        print(f"  WAL of the {label} run: {mb(ours):.2f} MB = {100 * share:.2f}% of the reload's {mb(theirs):.0f} MB "
+              f"{verdict(share, TARGETS['wal'])}; {how}; the cluster's: {mb(run.wal):.2f} MB, of which others wrote "
+              f"about {mb(run.background_wal):.2f} MB at the rate of the pause before")
+
+
 def print_breakdown(d):
     """The idle and change runs split by what was timed alone (the rest: PostgreSQL, Python, start-up)."""
     costs = {what: seconds for what, seconds, _ in d["costs"]["queries"]}
@@ -856,11 +926,7 @@ def print_employees(e, scale):
     print(run_line("--full-refresh", e["refresh"], reload) + "  (every row re-read and compared)")
     print(f"  0.1% of salaries and of titles changed: {e['changes']}; rows written {e['changed'].written:,}; "
           f"{e['changed'].re_read()[0]:,} buckets changed, {e['changed'].re_read()[1]:,} rows re-read")
-    for label in ("idle", "changed"):
-        share = e[label].wal / reload.wal
-        print(f"  WAL of the {label} run {mb(e[label].wal):.2f} MB = {100 * share:.2f}% of the reload's "
-              f"{mb(reload.wal):.0f} MB {verdict(share, TARGETS['wal'])} (others: {mb(e[label].background_wal):.2f} MB "
-              "per run length just before)")
+    print_wal([("idle", e["idle"]), ("0.1% changed", e["changed"])], reload)
     print(f"  state: {mb(e['state'][0]) * 1e6 / rows:.2f} MB of bucket rows per million rows; mysql_buckets on "
           f"disk {mb(e['state'][1]):.1f} MB after the first load")
     if e["delete_crash"]:
