@@ -239,14 +239,20 @@ class Run:
     background_wal: int = 0  # WAL the cluster wrote in a pause before the run, scaled to the run's duration
     own_wal: int | None = None  # bytes of WAL records touching this database's relations (pg_walinspect)
 
+    def tables(self):
+        """{table: (seconds, buckets changed, rows re-read)} from diff mode's log line of each table."""
+        found = re.findall(r" (\w+): diff: \d+ buckets of \d+ rows compared, (\d+) changed, (\d+) rows re-read "
+                           r"\(([\d.]+)s\)", self.log)
+        return {t: (float(seconds), int(b), int(r)) for t, b, r, seconds in found}
+
     def diff_seconds(self):
         """The seconds diff mode's own log lines give (compare, re-read, merge), summed over tables."""
-        return sum(float(s) for s in re.findall(r": diff: .*\(([\d.]+)s\)", self.log))
+        return sum(seconds for seconds, _, _ in self.tables().values())
 
     def re_read(self):
         """(buckets changed, rows re-read), summed over the run's diff tables."""
-        found = re.findall(r": diff: \d+ buckets of \d+ rows compared, (\d+) changed, (\d+) rows re-read", self.log)
-        return sum(int(b) for b, _ in found), sum(int(r) for _, r in found)
+        figures = self.tables().values()
+        return sum(b for _, b, _ in figures), sum(r for _, _, r in figures)
 
 
 # ---------------------------------------------------------------- one bench database pair
@@ -444,6 +450,7 @@ def measure(mysrv, pgsrv, rows, with_baselines, repeat=1):
         out.update(measure_incremental(b, repeat))
         out["diff"] = measure_diff(b, rows, repeat, with_costs=with_baselines)
         if with_baselines:
+            out["export_costs"] = export_costs(b, "bench")
             out["raw_pipe"] = raw_pipe(mysrv, pgsrv, b.name, repeat)
             out["pgloader"] = pgloader(mysrv, pgsrv, b.name) if shutil.which("pgloader") else None
     return out
@@ -455,7 +462,7 @@ def measure_first_load(b, repeat):
     for i in range(repeat):
         if i:
             b.forget("bench")
-        runs.append(b.sync(tables="bench"))
+        runs.append(b.observed(tables="bench"))
     return {"full": best(runs), "rss_full": max(r.rss for r in runs)}
 
 
@@ -548,32 +555,45 @@ def measure_changed(b, rows, repeat, fraction):
     return min(runs, key=lambda r: r[0].seconds)
 
 
-def digest_costs(b, table, changed_buckets):
-    """The diff's MySQL query timed alone, and its parts, on the product's own SQL and session.
-
-    [(what, seconds, MySQL CPU seconds)]: a plain COUNT(*), the COPY text, the text hashed
-    (SHA2, and CRC32 for comparison), the grouping by bucket, the whole digest query, the
-    re-read of ``changed_buckets`` buckets as a change run reads them, and EXPLAIN.
-    """
+@contextlib.contextmanager
+def product_plan(b, table):
+    """(job, plan) of the product for one table: its own SQL, on a MySQL session set up as the service's."""
     from datasync.config import load_mysql_sync
-    from datasync.mysql import keys
     from datasync.mysql.commands import open_job
-    from datasync.mysql.copy import Export
-    from datasync.mysql.modes import diff
     from datasync.mysql.sync import prepare
 
     job = open_job(load_mysql_sync({**b.env, "MYSQL_TABLES": table}))
     try:
-        plan = prepare(job, [table], [])[0]
+        yield job, prepare(job, [table], [])[0]
+    finally:
+        job.source.close()
+        job.pg.close()
+
+
+def digest_costs(b, table, changed_buckets):
+    """The diff's MySQL query timed alone, and its parts, on the product's own SQL and session.
+
+    {"queries": [(what, seconds, MySQL CPU seconds)], "explain", "buckets"}: a plain COUNT(*),
+    the COPY text, the text hashed (SHA2, and CRC32 for comparison), the raw columns hashed,
+    the bucket expression and grouping, the whole digest query (and variants: no implicit sort,
+    key ranges for integer keys), and the re-read of ``changed_buckets`` buckets as a change run
+    reads them.
+    """
+    from datasync.mysql import keys
+    from datasync.mysql.copy import Export
+    from datasync.mysql.modes import diff
+
+    with product_plan(b, table) as (job, plan):
         with b.watch.cursor() as cur:
             cur.execute(f"SELECT buckets FROM {STATE}.mysql_tables WHERE source_table = %s", (table,))
             buckets = cur.fetchone()[0]
-        line = Export(plan, plan.columns, job.source.max_packet).digest_line()
-        copy_line = Export(plan, plan.columns, job.source.max_packet).line()
+        export = Export(plan, plan.columns, job.source.max_packet)
+        line, copy_line = export.digest_line(), export.line()
         bucket = keys.mysql_bucket(plan, buckets)
         sha = f"CAST(CONV(LEFT(SHA2({line}, 256), 16), 16, 10) AS UNSIGNED)"
         raw = "CONCAT_WS('\\t', " + ", ".join(f"`{c.column}`" for c in plan.columns) + ")"
         source = f"FROM `{table}`"
+        digest = diff.digest_sql(job, plan, buckets)
         some = ", ".join(map(str, sorted(random.Random(1).sample(range(buckets), min(changed_buckets, buckets)))))
         queries = [
             ("COUNT(*)", f"SELECT COUNT(*) {source}"),
@@ -583,17 +603,39 @@ def digest_costs(b, table, changed_buckets):
             ("  + SHA2, no grouping", f"SELECT COUNT(*), BIT_XOR({sha}) {source}"),
             ("SHA2 of the raw columns (no COPY text)",
              f"SELECT COUNT(*), BIT_XOR(CAST(CONV(LEFT(SHA2({raw}, 256), 16), 16, 10) AS UNSIGNED)) {source}"),
-            ("bucket count per bucket", f"SELECT {bucket}, COUNT(*) {source} GROUP BY 1"),
-            ("the digest query", diff.digest_sql(job, plan, buckets)),
-            (f"re-read of {changed_buckets} buckets",
-             f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source} WHERE {bucket} IN ({some or 'NULL'})"),
+            ("bucket expression and grouping only", f"SELECT {bucket}, COUNT(*) {source} GROUP BY 1"),
+            ("the digest query", digest),
         ]
+        if b.mysrv.kind == "mariadb":
+            queries.append(("  with ORDER BY NULL (no implicit sort)", digest + " ORDER BY NULL"))
+        if keys.single_integer(plan):
+            queries.append(("  grouped by key range (id DIV 50)", f"SELECT `{plan.key[0]}` DIV 50, COUNT(*), "
+                            f"BIT_XOR({sha}) {source} GROUP BY 1"))
+        queries.append((f"re-read of {changed_buckets} buckets",
+                        f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source} WHERE {bucket} IN ({some or 'NULL'})"))
         costs = [(what, *time_mysql(job.source, b.mysql_pid, statement)) for what, statement in queries]
-        explain = job.source.execute("EXPLAIN " + diff.digest_sql(job, plan, buckets))
-        return {"queries": costs, "explain": explain, "buckets": buckets}
-    finally:
-        job.source.close()
-        job.pg.close()
+        explain = job.source.execute("EXPLAIN " + digest)
+        return {"table": table, "queries": costs, "explain": explain, "buckets": buckets}
+
+
+def export_costs(b, table):
+    """What a full load asks of MySQL, timed alone: [(what, seconds, MySQL CPU seconds)].
+
+    The export's COPY lines and its tail column (see copy.py) summed instead of sent, and the
+    key-set digest an incremental table's delete check computes after every full load.
+    """
+    from datasync.mysql.copy import Export
+    from datasync.mysql.modes import incremental
+
+    with product_plan(b, table) as (job, plan):
+        export = Export(plan, plan.columns, job.source.max_packet)
+        source, tail = f"FROM `{table}`", export.tail() or "''"
+        queries = [("COUNT(*)", f"SELECT COUNT(*) {source}"),
+                   ("COPY lines", f"SELECT COUNT(*), SUM(LENGTH({export.line()})) {source}"),
+                   ("COPY lines and tail", f"SELECT COUNT(*), SUM(LENGTH({export.line()})), "
+                                           f"SUM(LENGTH({tail})) {source}"),
+                   ("key-set digest (delete check)", incremental.key_digest_sql(plan))]
+        return [(what, *time_mysql(job.source, b.mysql_pid, statement)) for what, statement in queries]
 
 
 def time_mysql(source, pid, statement):
@@ -780,6 +822,7 @@ def measure_employees(mysrv, pgsrv, scale, repeat, fraction=0.001):
         out["changed"], out["changes"], out["delete_crash"] = measure_employee_changes(b, repeat, fraction)
         out["reload"] = best([b.observed(tables=tables, modes="*=full") for _ in range(repeat)])
         out["refresh"] = b.observed("--full-refresh", tables=tables)
+        out["costs"] = digest_costs(b, "salaries", out["changed"].tables()["salaries"][1])
     return out
 
 
@@ -799,8 +842,10 @@ def print_bench(args, big, small):
     """The full sync, raw pipe, pgloader, incremental and RSS lines."""
     full, rows = big["full"].seconds, args.rows
     print(f"\nrows: {rows:,} (9 columns), MySQL server: {args.mysql}; times: best of {args.repeat} runs")
+    first = big["full"]
+    cpu = "n/a" if first.mysql_cpu is None else f"{first.mysql_cpu:.2f} s"
     print(f"first load (new)    {full:7.2f} s  {rows / full:12,.0f} rows/s  peak RSS {big['rss_full']:6.1f} MB"
-          "  (CREATE, COPY FREEZE, key and index)")
+          f"  (CREATE, COPY FREEZE, key and index; MySQL CPU {cpu}, Python CPU {first.cpu:.2f} s)")
     print(f"reload in place     {big['reload'].seconds:7.2f} s  ratio to first load  "
           f"{big['reload'].seconds / full:.2f}  (--full-refresh: DELETE + COPY, one transaction)")
     raw = big["raw_pipe"].seconds
@@ -823,6 +868,8 @@ def print_bench(args, big, small):
     print(f"incremental, 0.1% deleted {big['incremental_deletes'].seconds:5.2f} s; key comparison "
           f"{big['delete_check']:.2f} s over {rows:,} keys, {big['deleted']:,} deleted "
           f"{verdict(big['delete_check'], TARGETS['delete_check'], ' s')}")
+    print("  what a full load asks of MySQL, timed alone (best of 2):   seconds  MySQL CPU")
+    print_queries(big["export_costs"])
     peak_small = max(small["rss_full"], small["rss_incr"], *rss_of(small["diff"]))
     peak_big = max(big["rss_full"], big["rss_incr"], *rss_of(big["diff"]))
     print(f"peak RSS            {peak_small:6.1f} MB at {args.small:,} rows, {peak_big:.1f} MB at {rows:,} rows "
@@ -882,11 +929,15 @@ def print_diff(d, small):
         print_breakdown(d)
 
 
+def print_queries(queries):
+    for what, seconds, cpu in queries:
+        print(f"    {what:<40}{seconds:7.2f}  {'n/a' if cpu is None else f'{cpu:7.2f}'}")
+
+
 def print_costs(costs):
     """Where the digest query's time goes, in MySQL alone."""
-    print(f"  in MySQL alone (bench_diff, {costs['buckets']:,} buckets; best of 2):       seconds  MySQL CPU")
-    for what, seconds, cpu in costs["queries"]:
-        print(f"    {what:<40}{seconds:7.2f}  {'n/a' if cpu is None else f'{cpu:7.2f}'}")
+    print(f"  in MySQL alone ({costs['table']}, {costs['buckets']:,} buckets; best of 2):       seconds  MySQL CPU")
+    print_queries(costs["queries"])
     for row in costs["explain"]:
         print("    EXPLAIN: " + " | ".join(str(v) for v in row))
 
@@ -926,9 +977,13 @@ def print_employees(e, scale):
     print(run_line("--full-refresh", e["refresh"], reload) + "  (every row re-read and compared)")
     print(f"  0.1% of salaries and of titles changed: {e['changes']}; rows written {e['changed'].written:,}; "
           f"{e['changed'].re_read()[0]:,} buckets changed, {e['changed'].re_read()[1]:,} rows re-read")
+    for label in ("idle", "changed"):
+        print(f"  {label} run per table (diff log line): " + ", ".join(
+            f"{t} {seconds:.2f} s" for t, (seconds, _, _) in sorted(e[label].tables().items(), key=lambda i: -i[1][0])))
     print_wal([("idle", e["idle"]), ("0.1% changed", e["changed"])], reload)
     print(f"  state: {mb(e['state'][0]) * 1e6 / rows:.2f} MB of bucket rows per million rows; mysql_buckets on "
           f"disk {mb(e['state'][1]):.1f} MB after the first load")
+    print_costs(e["costs"])
     if e["delete_crash"]:
         print(f"  PRODUCT BUG: the run after deleting rows crashed ({e['delete_crash']}, diff.delete_gone on a "
               "composite key); brought back by --full-refresh, and the changes measured are updates and inserts only")
