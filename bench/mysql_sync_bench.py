@@ -34,8 +34,6 @@ column: diff mode), then measures -- every ratio from figures of the same run:
   --employees: six tables shaped like the employees sample database (about 3.9M rows, composite
     keys, CHAR/VARCHAR/DATE/ENUM columns, no cursor column), generated inside MySQL: first load,
     full reload in place, idle run, a run with 0.1% of salaries and titles changed, --full-refresh.
-    Two product faults are worked around, and the output says so: DATE columns in a primary key
-    (check_second_run) and deletes in tables with a non-integer key (measure_employee_changes).
 
 Noise: the servers are shared.  The cluster's WAL and the MySQL CPU (the whole server process's)
 include what other clients of the same servers do meanwhile; nothing is subtracted, but the WAL
@@ -52,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import re
@@ -103,18 +102,31 @@ class Timed(NamedTuple):
     code: int = 0  # exit code
 
 
+LAUNCHER = """import json, os, subprocess, sys, time
+started = time.monotonic()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = proc.stdout.read()
+_, status, usage = os.wait4(proc.pid, 0)
+json.dump({"seconds": time.monotonic() - started, "peak_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime,
+           "code": os.waitstatus_to_exitcode(status), "out": out.decode(errors="replace")}, sys.stdout)
+"""
+
+
 def timed(cmd, env=None, shell=False, check=True):
     """Run a command to its end: Timed(seconds, peak RSS MB, CPU seconds, output, exit code); a failure
-    stops the bench unless ``check`` is false."""
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 and check:
-        raise SystemExit(f"command failed: {cmd}\n{out}")
-    return Timed(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out, code)
+    stops the bench unless ``check`` is false.
+
+    A small launcher starts the command and times it: a child forked straight from the bench would
+    count the bench's own memory (before its exec) in its peak RSS.
+    """
+    launch = ["/bin/sh", "-c", cmd] if shell else list(cmd)
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *launch], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the launcher failed for {cmd}:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    if result["code"] != 0 and check:
+        raise SystemExit(f"command failed: {cmd}\n{result['out']}")
+    return Timed(result["seconds"], result["peak_kb"] / 1024, result["cpu"], result["out"], result["code"])
 
 
 def best(runs):
@@ -243,9 +255,9 @@ class Run:
 
     def tables(self):
         """{table: (seconds, buckets changed, rows re-read)} from diff mode's log line of each table."""
-        found = re.findall(r" (\w+): diff: \d+ buckets of \d+ rows compared, (\d+) changed, (\d+) rows re-read "
-                           r"\(([\d.]+)s\)", self.log)
-        return {t: (float(seconds), int(b), int(r)) for t, b, r, seconds in found}
+        found = re.findall(r" (\w+): diff: \d+ rows in (\d+) buckets \([^)]*\) compared, (\d+|all) changed, (\d+) "
+                           r"rows re-read \(([\d.]+)s\)", self.log)
+        return {t: (float(seconds), int(n if b == "all" else b), int(r)) for t, n, b, r, seconds in found}
 
     def diff_seconds(self):
         """The seconds diff mode's own log lines give (compare, re-read, merge), summed over tables."""
@@ -405,15 +417,14 @@ class Changes:
         return f"{self.rows:,} rows ({self.updated:,} updated, {self.deleted:,} deleted, {self.inserted:,} inserted)"
 
 
-def change_at_random(my, table, key, fraction, round_no, set_clause, insert_sql, deletes=True):
-    """Delete, update and insert about a third of ``fraction`` of the rows each (without ``deletes``:
-    update and insert half each), picked at random (by CRC32 of the key and a salt of this round),
-    so the changes spread over the whole key range.
+def change_at_random(my, table, key, fraction, round_no, set_clause, insert_sql):
+    """Delete, update and insert about a third of ``fraction`` of the rows each, picked at random (by
+    CRC32 of the key and a salt of this round), so the changes spread over the whole key range.
 
     The sets are disjoint: deletes first, then updates of rows that remain, then inserts of new
     keys (``insert_sql``: an INSERT IGNORE ... SELECT with {picked}, reading rows of ``table``).
     """
-    every = max(1, round((3 if deletes else 2) / fraction))
+    every = max(1, round(3 / fraction))
 
     def picked(salt):
         return f"MOD(CRC32(CONCAT_WS(',', {', '.join(key)}, '{salt}{round_no}')), {every}) = 0"
@@ -421,7 +432,7 @@ def change_at_random(my, table, key, fraction, round_no, set_clause, insert_sql,
     conn = my.connect()
     try:
         with conn.cursor() as cur:
-            deleted = cur.execute(f"DELETE FROM {table} WHERE {picked('d')}") if deletes else 0
+            deleted = cur.execute(f"DELETE FROM {table} WHERE {picked('d')}")
             updated = cur.execute(f"UPDATE {table} SET {set_clause} WHERE {picked('u')}")
             inserted = cur.execute(insert_sql.format(picked=picked("i")))
     finally:
@@ -575,28 +586,28 @@ def product_plan(b, table):
 def digest_costs(b, table, changed_buckets):
     """The diff's MySQL query timed alone, and its parts, on the product's own SQL and session.
 
-    {"queries": [(what, seconds, MySQL CPU seconds)], "explain", "buckets"}: a plain COUNT(*),
-    the COPY text, the text hashed (SHA2, and CRC32 for comparison), the raw columns hashed,
-    the bucket expression and grouping, the whole digest query (and variants: no implicit sort,
-    key ranges for integer keys), and the re-read of ``changed_buckets`` buckets as a change run
-    reads them.
+    {"queries": [(what, seconds, MySQL CPU seconds)], "explain", "buckets", "bucketing"}: a plain
+    COUNT(*), the COPY text, the text hashed (SHA2, and CRC32 for comparison), the raw columns hashed,
+    the bucket expression and grouping, the whole digest query (and, for key ranges, the same with hash
+    buckets for comparison), and the re-read of ``changed_buckets`` buckets as a change run reads them.
     """
-    from datasync.mysql import keys
     from datasync.mysql.copy import Export
+    from datasync.mysql.keys import Bucketing
     from datasync.mysql.modes import diff
 
     with product_plan(b, table) as (job, plan):
         with b.watch.cursor() as cur:
-            cur.execute(f"SELECT buckets FROM {STATE}.mysql_tables WHERE source_table = %s", (table,))
-            buckets = cur.fetchone()[0]
+            cur.execute(f"SELECT buckets, bucket_width FROM {STATE}.mysql_tables WHERE source_table = %s", (table,))
+            bucketing = Bucketing(*(value or 0 for value in cur.fetchone()))
+            cur.execute(f"SELECT bucket FROM {STATE}.mysql_buckets WHERE source_table = %s ORDER BY 1", (table,))
+            numbers = [row[0] for row in cur.fetchall()]
         export = Export(plan, plan.columns, job.source.max_packet)
         line, copy_line = export.digest_line(), export.line()
-        bucket = keys.mysql_bucket(plan, buckets)
         sha = f"CAST(CONV(LEFT(SHA2({line}, 256), 16), 16, 10) AS UNSIGNED)"
         raw = "CONCAT_WS('\\t', " + ", ".join(f"`{c.column}`" for c in plan.columns) + ")"
         source = f"FROM `{table}`"
-        digest = diff.digest_sql(job, plan, buckets)
-        some = ", ".join(map(str, sorted(random.Random(1).sample(range(buckets), min(changed_buckets, buckets)))))
+        digest = diff.digest_sql(job, plan, bucketing)
+        some = sorted(random.Random(1).sample(numbers, min(changed_buckets, len(numbers))))
         queries = [
             ("COUNT(*)", f"SELECT COUNT(*) {source}"),
             ("COPY text of every row", f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source}"),
@@ -605,19 +616,19 @@ def digest_costs(b, table, changed_buckets):
             ("  + SHA2, no grouping", f"SELECT COUNT(*), BIT_XOR({sha}) {source}"),
             ("SHA2 of the raw columns (no COPY text)",
              f"SELECT COUNT(*), BIT_XOR(CAST(CONV(LEFT(SHA2({raw}, 256), 16), 16, 10) AS UNSIGNED)) {source}"),
-            ("bucket expression and grouping only", f"SELECT {bucket}, COUNT(*) {source} GROUP BY 1"),
-            ("the digest query", digest),
+            ("bucket expression and grouping only", f"SELECT {bucketing.mysql(plan)}, COUNT(*) {source} GROUP BY 1"),
+            (f"the digest query ({bucketing.describe()})", digest),
         ]
-        if b.mysrv.kind == "mariadb":
-            queries.append(("  with ORDER BY NULL (no implicit sort)", digest + " ORDER BY NULL"))
-        if keys.single_integer(plan):
-            queries.append(("  grouped by key range (id DIV 50)", f"SELECT `{plan.key[0]}` DIV 50, COUNT(*), "
-                            f"BIT_XOR({sha}) {source} GROUP BY 1"))
-        queries.append((f"re-read of {changed_buckets} buckets",
-                        f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source} WHERE {bucket} IN ({some or 'NULL'})"))
+        if bucketing.width:
+            hashed = Bucketing(diff.bucket_count(len(numbers) * diff.ROWS_PER_BUCKET))
+            queries.append((f"  with {hashed.describe()} instead", diff.digest_sql(job, plan, hashed)))
+        where = bucketing.mysql_where(plan, some) if some else "FALSE"
+        queries.append((f"re-read of {len(some)} buckets",
+                        f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source} WHERE {where}"))
         costs = [(what, *time_mysql(job.source, b.mysql_pid, statement)) for what, statement in queries]
         explain = job.source.execute("EXPLAIN " + digest)
-        return {"table": table, "queries": costs, "explain": explain, "buckets": buckets}
+        return {"table": table, "queries": costs, "explain": explain, "buckets": len(numbers),
+                "bucketing": bucketing.describe()}
 
 
 def export_costs(b, table):
@@ -731,80 +742,28 @@ def employee_rows(my):
     return {t: my.value(f"SELECT COUNT(*) FROM {t}") for t in EMPLOYEE_TABLES.split(",")}
 
 
-def change_employees(my, fraction, round_no, deletes=True):
+def change_employees(my, fraction, round_no):
     """``fraction`` of salaries and of titles changed at random (a third each deleted, updated, inserted)."""
     shift = f"INTERVAL {36500 + round_no} DAY"  # new keys: a century and a round later
     salaries = change_at_random(
         my, "salaries", ["emp_no", "from_date"], fraction, round_no, "salary = salary + 1",
         f"INSERT IGNORE INTO salaries SELECT emp_no, salary, from_date + {shift}, to_date FROM salaries "
-        "WHERE from_date < '2050-01-01' AND {picked}", deletes)
+        "WHERE from_date < '2050-01-01' AND {picked}")
     titles = change_at_random(
         my, "titles", ["emp_no", "title", "from_date"], fraction, round_no,
         "to_date = IFNULL(to_date, '9999-01-01') - INTERVAL 1 DAY",
         f"INSERT IGNORE INTO titles SELECT emp_no, title, from_date + {shift}, to_date FROM titles "
-        "WHERE from_date < '2050-01-01' AND {picked}", deletes)
+        "WHERE from_date < '2050-01-01' AND {picked}")
     return salaries + titles
 
 
 def measure_employee_changes(b, repeat, fraction):
-    """Best of ``repeat`` runs, each after its own changes: (Run, Changes, the failure that made the
-    bench leave deletes out, or None).
-
-    Deleting rows of a diff table whose key is not a single integer makes the service crash
-    (IndexError in diff.delete_gone: the bucket expression's SQL modulo ``%`` is passed to
-    psycopg2 together with parameters).  When that happens the copy is brought back in line by
-    --full-refresh (whose delete takes no parameters) and the changes go on without deletes.
-    """
-    runs, deletes, failure = [], True, None
+    """Best of ``repeat`` runs, each after its own changes: (Run, Changes)."""
+    runs = []
     for round_no in range(repeat):
-        changes = change_employees(b.my, fraction, round_no, deletes)
-        run = b.observed(tables=EMPLOYEE_TABLES, check=False)
-        if run.code != 0:
-            crash = re.findall(r"^\w*Error: .*$", run.log, re.M)
-            if not deletes or not crash:
-                raise SystemExit(f"a run with changes failed:\n{run.log}")
-            failure = crash[-1]
-            b.sync("--full-refresh", tables=EMPLOYEE_TABLES)
-            deletes = False
-            changes = change_employees(b.my, fraction, 100 + round_no, deletes)
-            run = b.observed(tables=EMPLOYEE_TABLES)
-        runs.append((run, changes))
-    run, changes = min(runs, key=lambda r: r[0].seconds)
-    return run, changes, failure
-
-
-def check_second_run(b, tables):
-    """Run once more after the first load (untimed); if it fails on a primary key holding a DATE
-    column, work around it.  Returns the tables worked around.
-
-    The product makes DATE/DATETIME/TIMESTAMP columns nullable in PostgreSQL (zero dates arrive as
-    NULL) and, on every later run, issues ALTER COLUMN ... DROP NOT NULL for those PostgreSQL marks
-    NOT NULL -- which a primary key column always is, so PostgreSQL refuses ("column "from_date" is in
-    a primary key") and the table fails on every run after its first.  The bench then replaces such
-    primary keys by a unique constraint on the same columns (the same B-tree), so the runs can be
-    measured; the report says so.
-    """
-    probe = b.sync(tables=tables, check=False)
-    if probe.code == 0:
-        return []
-    failing = re.findall(r"ERROR datasync\.mysql: (\w+): failed: PostgreSQL: column \S+ is in a primary key", probe.out)
-    if not failing:
-        raise SystemExit(f"the run after the first load failed:\n{probe.out}")
-    with b.watch.cursor() as cur:
-        for table in failing:
-            cur.execute(f'ALTER TABLE "{b.schema}"."{table}" DROP CONSTRAINT "{table}_pkey", '
-                        f'ADD CONSTRAINT "{table}_key" UNIQUE (' + ", ".join(
-                            f'"{c}"' for c in primary_key(cur, b.schema, table)) + ")")
-    b.sync(tables=tables)  # its DROP NOT NULL now succeeds
-    return failing
-
-
-def primary_key(cur, schema, table):
-    """The column names of a PostgreSQL table's primary key, in order."""
-    cur.execute("SELECT a.attname FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, n) "
-                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-                "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.n", (f'"{schema}"."{table}"',))
-    return [r[0] for r in cur.fetchall()]
+        changes = change_employees(b.my, fraction, round_no)
+        runs.append((b.observed(tables=EMPLOYEE_TABLES), changes))
+    return min(runs, key=lambda r: r[0].seconds)
 
 
 def measure_employees(mysrv, pgsrv, scale, repeat, fraction=0.001):
@@ -819,9 +778,9 @@ def measure_employees(mysrv, pgsrv, scale, repeat, fraction=0.001):
         out["first"] = b.observed(tables=tables)
         sizes = [b.state_size(t) for t in tables.split(",")]
         out["state"] = sum(s[1] for s in sizes), sizes[0][2]  # the rows' bytes; mysql_buckets on disk
-        out["workaround"] = check_second_run(b, tables)
+        b.sync(tables=tables)  # the first incremental run records the key-set digests (untimed)
         out["idle"] = best([b.observed(tables=tables) for _ in range(repeat)])
-        out["changed"], out["changes"], out["delete_crash"] = measure_employee_changes(b, repeat, fraction)
+        out["changed"], out["changes"] = measure_employee_changes(b, repeat, fraction)
         out["reload"] = best([b.observed(tables=tables, modes="*=full") for _ in range(repeat)])
         out["refresh"] = b.observed("--full-refresh", tables=tables)
         out["costs"] = digest_costs(b, "salaries", out["changed"].tables()["salaries"][1])
@@ -938,7 +897,8 @@ def print_queries(queries):
 
 def print_costs(costs):
     """Where the digest query's time goes, in MySQL alone."""
-    print(f"  in MySQL alone ({costs['table']}, {costs['buckets']:,} buckets; best of 2):       seconds  MySQL CPU")
+    print(f"  in MySQL alone ({costs['table']}, {costs['buckets']:,} buckets, {costs['bucketing']}; best of 2):"
+          "  seconds  MySQL CPU")
     print_queries(costs["queries"])
     for row in costs["explain"]:
         print("    EXPLAIN: " + " | ".join(str(v) for v in row))
@@ -957,7 +917,7 @@ def print_wal(runs, reload):
 def print_breakdown(d):
     """The idle and change runs split by what was timed alone (the rest: PostgreSQL, Python, start-up)."""
     costs = {what: seconds for what, seconds, _ in d["costs"]["queries"]}
-    digest = costs["the digest query"]
+    digest = next(seconds for what, seconds in costs.items() if what.startswith("the digest query"))
     re_read = next(seconds for what, seconds in costs.items() if what.startswith("re-read"))
     idle, changed, nothing = d["idle"].seconds, d["changed"].seconds, d["nothing"].seconds
     print(f"  idle run {idle:.2f} s ~ start-up and connections {nothing:.2f} + digest query {digest:.2f} + rest "
@@ -986,13 +946,6 @@ def print_employees(e, scale):
     print(f"  state: {mb(e['state'][0]) * 1e6 / rows:.2f} MB of bucket rows per million rows; mysql_buckets on "
           f"disk {mb(e['state'][1]):.1f} MB after the first load")
     print_costs(e["costs"])
-    if e["delete_crash"]:
-        print(f"  PRODUCT BUG: the run after deleting rows crashed ({e['delete_crash']}, diff.delete_gone on a "
-              "composite key); brought back by --full-refresh, and the changes measured are updates and inserts only")
-    if e["workaround"]:
-        print(f"  PRODUCT BUG: the run after the first load failed for {', '.join(e['workaround'])}: \"column ... is "
-              "in a primary key\" (DROP NOT NULL on a DATE key column); measured with their PostgreSQL primary keys "
-              "replaced by unique constraints on the same columns")
 
 
 def load_average():
