@@ -140,6 +140,30 @@ def test_export_stays_linear_whatever_the_bytes(sync, mysql_db, pg_db):
     assert mysql_statements(mysql_db) == ()  # nothing of ours is left running on the server
 
 
+def test_legacy_charset_check_stays_linear_whatever_the_bytes(sync, mysql_db, pg_db):
+    """The check for characters Unicode lacks once counted '?' with a length-changing REPLACE, whose cost
+    on MariaDB is the square of the value's size (4M '?' would keep a core busy for minutes, past the
+    test's timeout).  Values full of '?' arrive exactly; a lost character is still caught."""
+    size = 4 << 20
+    mysql_db.run("CREATE TABLE jp_q (id INT PRIMARY KEY, t LONGTEXT) CHARACTER SET sjis")
+    mysql_db.run("INSERT INTO jp_q VALUES (1, REPEAT('?', %s)), (2, CONCAT(REPEAT('?!', %s), 'x'))",
+                 args=(size, size // 2))
+    result = sync()
+    assert result.code == 0, result.out
+    mine, theirs = fingerprints(mysql_db, pg_db, "jp_q", ["t"])
+    assert mine == theirs and [r[1] for r in mine] == [size, size + 1]
+    conn = mysql_db.connect(charset="sjis")
+    with conn.cursor() as cur:  # 0xEFFC: a vendor character without Unicode equivalent, among the '?'
+        cur.execute(b"UPDATE jp_q SET t = CONCAT(t, '\xef\xfc') WHERE id = 2")
+    conn.commit()
+    conn.close()
+    result = sync()
+    assert result.code == 1 and "column 't' holds a character of charset sjis" in result.out, result.out
+    assert "(row id=2)" in result.out
+    assert pg_db.value("SELECT length(t) FROM src.jp_q WHERE id = 2") == size + 1  # the copy kept its last state
+    assert mysql_statements(mysql_db) == ()
+
+
 def test_verify_compares_facts_each_server_computes_itself(sync_env, mysql_db, pg_db, in_process):
     """An export that loses a value (as large values once became NULL) loads the same loss into the copy
     and into verify's fresh snapshot; the facts each server computes from its own values still differ."""

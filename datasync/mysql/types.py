@@ -156,13 +156,13 @@ def _text(col, c, pg_type, reject=None, reason=None):
 def _lossy_charset(col, c, pg_type):
     """Text in a charset with characters Unicode lacks: a row holding one sends a NUL byte instead,
     so PostgreSQL refuses the COPY and the table fails naming column and key (never a silent '?').
-    A lost character shows as one more '?' after CONVERT than before (a round trip is no test:
-    sjis 0x5C becomes U+005C, which converts back to 0x815F)."""
+    CONVERT turns a character without equivalent into '?', so once the value's own '?' are made
+    '!' (a same-length REPLACE: linear on MariaDB too, whose REPLACE is quadratic when the length
+    changes), any '?' left after CONVERT is a lost character.  A round trip is no test: sjis 0x5C
+    becomes U+005C, which converts back to 0x815F."""
     if not re.fullmatch(r"[a-z0-9_]+", col.charset):
         raise TableError(f"column {col.name!r} has charset {col.charset!r}, which this service cannot read")
-    converted = f"CONVERT({c} USING utf8mb4)"  # a character without equivalent becomes '?'
-    lossy = (f"LENGTH({converted}) - LENGTH(REPLACE({converted}, '?', '')) "
-             f"<> LENGTH({c}) - LENGTH(REPLACE({c}, '?', ''))")
+    lossy = f"INSTR(CONVERT(REPLACE({c}, '?', '!') USING utf8mb4), '?') > 0"
     mapping = _text(col, c, pg_type)
     return Mapping(pg_type, f"IF({lossy}, CHAR(0), {mapping.value})", quoted=True, size=mapping.size,
                    assemble=mapping.assemble, placeholder=mapping.placeholder,
