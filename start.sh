@@ -74,14 +74,18 @@ validate() {
 # ---------------------------------------------------------------- the job user and the log folder
 
 # The jobs write and rotate cron.log in the log folder, usually a bind mount of the host's ./logs.
-# They run as the folder's owner (JOB_UID/JOB_GID, by default the folder's uid and gid), so the host
-# user who owns the checkout keeps full use of the folder and every file in it; the image's user is
-# renumbered to match. A folder owned by root (a named volume, a checkout of root's) is handed to the
-# job user instead.
+# They run as the folder's owner (its uid; JOB_GID or the folder's gid), so the host user who owns the
+# checkout keeps full use of the folder and every file in it; the image's user is renumbered to match.
+# start.sh never changes the owner of a folder a non-root user owns: a JOB_UID other than that owner
+# stops it (exit 2). A folder owned by root (a named volume, a server's checkout of root's) is handed
+# to the job user (JOB_UID/JOB_GID, or the image's 10001).
 job_user() {
     uid=${JOB_UID:-} gid=${JOB_GID:-}
     owner=$(stat -c %u "$LOG_DIR")
-    if [ -z "$uid" ] && [ "$owner" != 0 ]; then
+    if [ "$owner" != 0 ]; then
+        [ -z "$uid" ] || [ "$uid" = "$owner" ] || die "JOB_UID=$uid, but the logs folder $LOG_DIR belongs to" \
+            "uid $owner: start.sh never takes a host user's folder; unset JOB_UID (the jobs then run as uid" \
+            "$owner) or chown the folder to $uid on the host"
         uid=$owner
         [ -n "$gid" ] || gid=$(stat -c %g "$LOG_DIR")
         [ "$gid" != 0 ] || gid=""
@@ -92,7 +96,7 @@ job_user() {
     if [ -n "$uid" ] && [ "$(id -u "$JOB_USER")" != "$uid" ]; then
         usermod -o -u "$uid" "$JOB_USER"
     fi
-    if [ "$owner" = 0 ] || [ "$owner" != "$(id -u "$JOB_USER")" ]; then
+    if [ "$owner" = 0 ]; then
         chown "$JOB_USER:$(id -g "$JOB_USER")" "$LOG_DIR"
     fi
 }

@@ -1,7 +1,8 @@
 """The container files: linted, and start.sh proven under the real cron.
 
 The end-to-end test runs the real start.sh as root with the real Debian cron inside a private
-mount namespace (``unshare -m``, tmpfs over /etc/cron.d and /run), so the machine is untouched.
+mount namespace (``unshare -m``, tmpfs over /etc/cron.d and /run, /etc behind an overlay), so the
+machine is untouched.
 Jobs run as ``nobody`` with Debian's /usr/bin/python3 (root's pyenv Python is out of its reach),
 through a wrapper that records the environment cron gave each job.
 (start.sh's variable lists and cron quoting come from datasync/config/cron.py: tests/test_cron.py.)
@@ -232,10 +233,24 @@ def container_env(app, job_python, pg_db, mysql_db, mysql_user, ftp):
     }
 
 
-def start_container(env):
-    script = 'mount -t tmpfs tmpfs /etc/cron.d && mount -t tmpfs tmpfs /run && exec "$0"'
-    return subprocess.Popen(["unshare", "-m", "sh", "-c", script, env["DATASYNC_APP_DIR"] + "/start.sh"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+# the image's job user (Dockerfile; without --system, which warns about uid 10001 here), created in
+# start_container's private /etc
+IMAGE_USER = ("groupadd --gid 10001 datasync && useradd --uid 10001 --gid 10001 --no-create-home "
+              "--home-dir /nonexistent --shell /usr/sbin/nologin datasync")
+
+
+def start_container(env, setup="true"):
+    """start.sh as the container runs it, in a private mount namespace: tmpfs over /etc/cron.d and /run,
+    and /etc behind an overlay, so ``setup`` and the usermod/groupmod that renumber the job user change
+    only a copy."""
+    overlay = Path(env["DATASYNC_APP_DIR"]).parent / "etc-overlay"
+    overlay.mkdir(exist_ok=True)
+    script = ('mount -t tmpfs tmpfs "$1" && mkdir "$1/upper" "$1/work" && mount -t overlay overlay '
+              '-o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc && '
+              f'mount -t tmpfs tmpfs /etc/cron.d && mount -t tmpfs tmpfs /run && {setup} && exec "$0"')
+    return subprocess.Popen(["unshare", "-m", "sh", "-c", script, env["DATASYNC_APP_DIR"] + "/start.sh", overlay],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def stop_container(proc, app):
@@ -340,6 +355,87 @@ def test_sigterm_interrupts_a_running_job_cleanly(app, job_python, pg_db, mysql_
     finally:
         stop_container(proc, app)
         ftp.stop()
+
+
+def bare_env(app, **extra):
+    """start.sh's environment with both jobs off: no server is needed."""
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "JOB_USER": "nobody",
+            "DATASYNC_APP_DIR": str(app / "app"), "DATASYNC_LOG_DIR": str(app / "logs"),
+            "DATASYNC_RUN_DIR": str(app / "run"), "DATASYNC_PYTHON": str(app / "python"),
+            "FTP_CRON_SCHEDULE": "off", "MYSQL_SYNC_CRON_SCHEDULE": "off", "RUN_ON_START": "false", **extra}
+
+
+@NEEDS_ROOT
+def test_a_job_that_ignores_sigterm_is_killed_after_stop_timeout(app, job_python):
+    # the job: a stand-in for the Python start.sh runs that ignores SIGTERM (sleep keeps the ignored signal)
+    (app / "python").write_text(f"""#!/bin/sh
+case ${{1:-}} in
+    *_service.py) trap '' TERM; touch "{app}/dump/${{1%_service.py}}.started"; exec sleep 600 ;;
+esac
+exec "{job_python}" "$@"
+""")
+    env = bare_env(app, FTP_CRON_SCHEDULE="0 0 1 1 *", RUN_ON_START="true", STOP_TIMEOUT="1",
+                   POSTGRES_HOST="h", POSTGRES_DB="d", POSTGRES_USER="u", FTP_HOST="h", FTP_USER="u")
+    proc = start_container(env)
+    try:
+        wait_for(lambda: (app / "dump/ftp_log.started").exists() and (app / "run/ftp_log.pid").exists(), 30,
+                 "the job to start")
+        pid = (app / "run/ftp_log.pid").read_text().strip()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        log = cron_log(app)
+        assert f"ftp_log (pid {pid}) still running 1s after SIGTERM; killing it (SIGKILL)" in log, log
+        assert "ftp_log exited with code 137" in log, log
+        assert not (app / "run/ftp_log.pid").exists()
+    finally:
+        stop_container(proc, app)
+
+
+@NEEDS_ROOT
+def test_start_sh_never_takes_a_host_users_logs_folder(app, job_python):
+    # logs/ belongs to a host user (uid 4242, no account needed): JOB_UID naming another uid is refused
+    # with exit 2 and the folder keeps its owner; without JOB_UID the jobs run as its owner
+    os.chown(app / "logs", 4242, 4242)
+    proc = start_container(bare_env(app, JOB_USER="datasync", JOB_UID="4343"), IMAGE_USER)
+    try:
+        wait_for(lambda: proc.poll() is not None or (app / "run/cron.pid").exists(), 60, "start.sh to decide")
+        assert proc.poll() == 2, cron_log(app)
+        out, _ = proc.communicate(timeout=30)
+        assert ("start.sh: JOB_UID=4343, but the logs folder " f"{app / 'logs'} belongs to uid 4242") in out, out
+        assert out.count("\n") == 1, out  # one line
+        info = (app / "logs").stat()
+        assert (info.st_uid, info.st_gid) == (4242, 4242)
+    finally:
+        stop_container(proc, app)
+
+    proc = start_container(bare_env(app, JOB_USER="datasync"), IMAGE_USER)
+    try:
+        wait_for(lambda: "cron started" in cron_log(app), 60, "cron to start")
+        assert "jobs run as datasync (uid 4242, gid 4242)" in cron_log(app)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        info = (app / "logs").stat()
+        assert (info.st_uid, info.st_gid) == (4242, 4242)
+    finally:
+        stop_container(proc, app)
+
+
+@NEEDS_ROOT
+def test_a_root_owned_logs_folder_is_handed_to_job_uid(app, job_python):
+    # a named volume or a server's checkout of root's: the folder goes to JOB_UID/JOB_GID
+    proc = start_container(bare_env(app, JOB_USER="datasync", JOB_UID="4343", JOB_GID="4344"), IMAGE_USER)
+    try:
+        wait_for(lambda: "cron started" in cron_log(app), 60, "cron to start")
+        assert "jobs run as datasync (uid 4343, gid 4344)" in cron_log(app)
+        info = (app / "logs").stat()
+        assert (info.st_uid, info.st_gid) == (4343, 4344)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        stop_container(proc, app)
 
 
 def test_cron_log_is_rotated_and_output_appended(tmp_path):

@@ -229,6 +229,11 @@ def test_cron_files_and_the_job_user(stack):
     stats = stack.exec("datasync", "stat", "-c", "%n %a %U", "/etc/cron.d/ftp_log_cron",
                        "/etc/cron.d/mysql_sync_cron").stdout.split("\n")
     assert stats[:2] == ["/etc/cron.d/ftp_log_cron 600 root", "/etc/cron.d/mysql_sync_cron 600 root"]
+    # cron runs each job as the job user: the user field of its job line (cron.d format: 5 schedule fields,
+    # user, command); test_cron_brings_a_changed_mysql_row_over sees what that run leaves behind
+    for job in ("ftp_log", "mysql_sync"):
+        job_line = stack.exec("datasync", "cat", f"/etc/cron.d/{job}_cron").stdout.strip().splitlines()[-1]
+        assert re.fullmatch(rf"(\S+ ){{5}}datasync /start\.sh run {job}", job_line), job_line
     # the job user took the uid and gid of the folder the host mounted; each run marks its success
     assert stack.exec("datasync", "id", "-u", "datasync").stdout.strip() == str(HOST_UID)
     owners = stack.exec("datasync", "stat", "-c", "%u:%g", "/run/datasync/ftp_log.ok",
@@ -238,12 +243,23 @@ def test_cron_files_and_the_job_user(stack):
 
 
 def test_cron_brings_a_changed_mysql_row_over(stack, request):
+    """A row changed in MySQL arrives with cron's next run, and that run ran as the job user: the mark
+    of success it leaves belongs to the job user (the start-up run's mark, made through setpriv, is
+    removed first; cron running the job as root would leave root's)."""
     first_runs_done(stack)
+    ok = "/run/datasync/mysql_sync.ok"
+
+    def exists():
+        return stack.exec("datasync", "test", "-e", ok, check=False).returncode == 0
+    wait_until(exists, 120, "the start-up run's mark of success")  # that run is over: no other run makes one
+    stack.exec("datasync", "rm", ok)
     stack.mysql("UPDATE orders SET status = 'cancelled', note = 'changed by the Docker test' WHERE id = 2")
     changed = time.monotonic()
     wait_until(lambda: stack.psql("SELECT status, note FROM erp.orders WHERE id = 2")
                == "cancelled\tchanged by the Docker test", 200, "cron's next mysql_sync run")
     say(request, f"the changed row arrived {time.monotonic() - changed:.0f} s later (schedule: every minute)")
+    wait_until(exists, 120, "cron's run to mark its success")
+    assert stack.exec("datasync", "stat", "-c", "%u:%g", ok).stdout.strip() == f"{HOST_UID}:{HOST_UID}"
 
 
 def test_readme_commands_work_as_written(stack):
@@ -288,8 +304,11 @@ def test_the_host_user_keeps_full_use_of_logs(stack):
 
 def test_compose_stop_stops_every_container_cleanly(stack, request):
     """A job blocked behind a lock while the stack stops: every container exits 0 (137 would mean the
-    grace period ran out); the job is stopped by SIGTERM, or killed by start.sh with a line saying so."""
+    grace period ran out), and the job is stopped by SIGTERM: it waits for the lock with LOCK_TIMEOUT
+    (30 s) far above STOP_TIMEOUT (8 s), so only the cancel of its statement ends it in time (start.sh
+    would kill it, and log so). The change it was to bring over arrives with the next run."""
     first_runs_done(stack)
+    note = "changed while the copy was locked"
     locker = subprocess.Popen(["docker", "compose", *COMPOSE_FILES, "exec", "-T", "postgres", "psql", "-U",
                                "datasync", "datasync"], cwd=stack.checkout, env=stack.env, stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
@@ -298,6 +317,7 @@ def test_compose_stop_stops_every_container_cleanly(stack, request):
         locker.stdin.flush()
         wait_until(lambda: stack.psql("SELECT count(*) FROM pg_locks WHERE relation = 'erp.orders'::regclass "
                                       "AND mode = 'AccessExclusiveLock' AND granted") == "1", 60, "the lock")
+        stack.mysql(f"UPDATE orders SET note = '{note}' WHERE id = 3")  # no run can copy it while locked
         stack.compose("exec", "-d", "-u", "datasync", "datasync", "/start.sh", "run", "mysql_sync")
         wait_until(lambda: stack.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                                       "'datasync mysql_sync' AND wait_event_type = 'Lock'") != "0", 120,
@@ -309,10 +329,20 @@ def test_compose_stop_stops_every_container_cleanly(stack, request):
         locker.kill()
         locker.wait()
     codes = {s: stack.inspect(s, "{{.State.ExitCode}}") for s in SERVICES}
-    output = stack.compose("logs", "--no-color", "datasync").stdout
-    tail = output[output.rindex("stopping: SIGTERM to cron"):]
+    # logs/cron.log and its rotated files on the host: a job writes on in the file it opened, even when
+    # another run has rotated it since (so no line order is relied on; no earlier run was stopped)
+    log = stack.log()
+    stop_lines = [line.split("start.sh: ", 1)[-1] for line in log.splitlines()
+                  if "SIGTERM" in line or "SIGKILL" in line or "exited with code" in line]
     say(request, f"docker compose stop took {seconds:.1f} s with a job blocked behind a lock; exit codes {codes}")
-    say(request, "the blocked job: " + "; ".join(line.split("start.sh: ", 1)[-1] for line in tail.splitlines()
-                                                  if "mysql_sync" in line or "SIGTERM" in line))
+    say(request, "the blocked job: " + "; ".join(stop_lines))
     assert codes == dict.fromkeys(SERVICES, "0")
-    assert "stopped by SIGTERM" in tail or "still running 8s after SIGTERM; killing it (SIGKILL)" in tail, tail
+    assert "stopped by SIGTERM" in log and "mysql_sync exited with code 143" in log, stop_lines
+    assert "killing it (SIGKILL)" not in log, stop_lines
+
+    # the next run (RUN_ON_START, then cron) brings the table over
+    stack.compose("start", timeout=600)
+    wait_until(lambda: all(stack.inspect(s, "{{.State.Health.Status}}") == "healthy" for s in SERVICES), 600,
+               "every service to be healthy again")
+    wait_until(lambda: stack.psql("SELECT note FROM erp.orders WHERE id = 3") == note, 200,
+               "the next mysql_sync run to bring erp.orders over")
