@@ -3,6 +3,7 @@ least privilege; data and state commit together."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import psycopg2
@@ -157,6 +158,24 @@ def test_leftover_tables_of_an_interrupted_swap_are_dropped(sync, mysql_db, pg_d
     assert pg_db.value("SELECT to_regclass('src._datasync_new_0123456789abcdef')") is None
 
 
+def test_users_tables_that_only_resemble_a_leftover_are_kept(sync, mysql_db, pg_db):
+    """Only names of the earlier version's exact form are leftovers ("_" is no wildcard), and never a copy."""
+    mysql_db.run("CREATE TABLE `_datasync_new_00112233445566ff` (a INT)",
+                 "INSERT INTO `_datasync_new_00112233445566ff` VALUES (1)")
+    users = ["xdatasyncynew_z", "_datasync_new_notes"]  # LIKE '_datasync_new_%' matches both
+    pg_db.query("CREATE SCHEMA src; " + "".join(f"CREATE TABLE src.{t} (a int); INSERT INTO src.{t} VALUES (7); "
+                                                for t in users))
+    first = sync()
+    assert first.code == 0, first.out
+    copy = pg_db.value("SELECT 'src._datasync_new_00112233445566ff'::regclass::oid")
+    second = sync()  # now the copy of a MySQL table named like a leftover is in the state
+    assert second.code == 0, second.out
+    assert not first.lines("left behind") and not second.lines("left behind")
+    assert [pg_db.value(f"SELECT count(*) FROM src.{t} WHERE a = 7") for t in users] == [1, 1]
+    assert pg_db.value("SELECT 'src._datasync_new_00112233445566ff'::regclass::oid") == copy
+    assert pg_db.value("SELECT a FROM src._datasync_new_00112233445566ff") == 1
+
+
 def test_data_and_state_commit_together(sync, mysql_db, pg_db):
     """When the state cannot be written, the table's data is not committed either."""
     mysql_db.run("CREATE TABLE t (id INT PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 1)")
@@ -176,36 +195,57 @@ def test_data_and_state_commit_together(sync, mysql_db, pg_db):
 
 @pytest.fixture
 def least_privileged(pg_db, mysql_db):
-    """The grants the README lists, and nothing more, on both sides."""
+    """Exactly the grants README.md's "Least privilege" lists, on both sides, and nothing more: PUBLIC's
+    default CONNECT and TEMPORARY on the database are revoked first, so only the README's GRANT gives them."""
     role = f"ds_{uuid.uuid4().hex[:8]}"
     user = f"ds_{uuid.uuid4().hex[:8]}"
-    pg_db.query(f"CREATE ROLE {role} LOGIN; REVOKE CREATE ON DATABASE \"{pg_db.name}\" FROM PUBLIC; "
-                f"CREATE SCHEMA src AUTHORIZATION {role}; CREATE SCHEMA datasync AUTHORIZATION {role}")
+    pg_db.query(f"REVOKE ALL ON DATABASE \"{pg_db.name}\" FROM PUBLIC; "
+                f"CREATE ROLE {role} LOGIN PASSWORD 'Pw-{role}'; "
+                f"CREATE SCHEMA src AUTHORIZATION {role}; "        # MYSQL_TARGET_SCHEMA
+                f"CREATE SCHEMA datasync AUTHORIZATION {role}; "   # DATASYNC_STATE_SCHEMA
+                f"CREATE SCHEMA logs AUTHORIZATION {role}; "       # FTP_TARGET_SCHEMA
+                f"GRANT CONNECT, TEMPORARY ON DATABASE \"{pg_db.name}\" TO {role}")
+    # one account per host pattern a loopback login may match (MariaDB prefers 'localhost' to '%')
     for host in ("%", "localhost"):
         mysql_db.run(f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY 'Pw-{user}'")
         mysql_db.run(f"GRANT SELECT ON `{mysql_db.name}`.* TO '{user}'@'{host.replace('%', '%%')}'")
-    yield {"POSTGRES_USER": role, "MYSQL_USER": user, "MYSQL_PASSWORD": f"Pw-{user}"}
+    yield {"POSTGRES_USER": role, "POSTGRES_PASSWORD": f"Pw-{role}", "MYSQL_USER": user,
+           "MYSQL_PASSWORD": f"Pw-{user}"}
     for host in ("%", "localhost"):
         mysql_db.run(f"DROP USER '{user}'@'{host.replace('%', '%%')}'")
     pg_db.query(f"DROP OWNED BY {role} CASCADE; DROP ROLE {role}")
 
 
 def test_least_privilege_is_enough(sync, mysql_db, pg_db, least_privileged):
-    mysql_db.run("CREATE TABLE keyed (id INT PRIMARY KEY, v TEXT)", "INSERT INTO keyed VALUES (1, 'a'), (2, 'b')",
+    role = least_privileged["POSTGRES_USER"]
+    # a full-mode table (it has a key) whose value is too large for one packet: read in pieces through a
+    # temporary table; a diff-mode table (its merge stages rows in a temporary table); incremental; keyless
+    p = mysql_db.value("SELECT @@max_allowed_packet")
+    mysql_db.run("CREATE TABLE blobs (id INT PRIMARY KEY, b LONGBLOB)",
+                 "CREATE TABLE keyed (id INT PRIMARY KEY, v TEXT)", "INSERT INTO keyed VALUES (1, 'a'), (2, 'b')",
                  "CREATE TABLE heap (v TEXT)", "INSERT INTO heap VALUES ('x')",
                  "CREATE TABLE orders (id INT PRIMARY KEY, v INT, updated_at TIMESTAMP(6) NOT NULL "
                  "DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))",
                  "INSERT INTO orders (id, v) VALUES (1, 1)")
+    mysql_db.run("INSERT INTO blobs VALUES (1, REPEAT(x'00ff', %s))", args=(p // 8 + 100,))  # its hex > p / 2
+    acl = pg_db.value("SELECT datacl::text[] FROM pg_database WHERE datname = current_database()")
+    assert not [entry for entry in acl if entry.startswith("=")]  # PUBLIC holds nothing on the database
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-        pg_db.query(f"SET ROLE {least_privileged['POSTGRES_USER']}; CREATE SCHEMA nope")
+        pg_db.query(f"SET ROLE {role}; CREATE SCHEMA nope")
+    env = {**least_privileged, "MYSQL_SYNC_MODES": "blobs=full"}
     for _ in range(2):
-        result = sync(**least_privileged)
+        result = sync(**env)
         assert result.code == 0, result.out
-    mysql_db.run("DELETE FROM keyed WHERE id = 1", "UPDATE orders SET v = 2", "INSERT INTO heap VALUES ('y')")
-    result = sync(**least_privileged)
+        assert result.lines("blobs: b: a value too large for one MySQL packet was read in pieces")
+    mysql_db.run("DELETE FROM keyed WHERE id = 1", "UPDATE orders SET v = 2", "INSERT INTO heap VALUES ('y')",
+                 "UPDATE keyed SET v = 'c' WHERE id = 2")
+    result = sync(**env)
     assert result.code == 0, result.out
-    assert pg_db.query("SELECT id, v FROM src.keyed") == [(2, "b")]
+    assert result.lines("keyed: diff ok: 0 inserted, 1 updated, 1 deleted")
+    assert pg_db.query("SELECT id, v FROM src.keyed") == [(2, "c")]
     assert pg_db.value("SELECT count(*) FROM src.heap") == 2 and pg_db.value("SELECT v FROM src.orders") == 2
-    assert sync("--verify", **least_privileged).code == 0
-    assert sync("--status", **least_privileged).code == 0
+    blob = b"\x00\xff" * (p // 8 + 100)
+    assert pg_db.query("SELECT id, md5(b) FROM src.blobs") == [(1, hashlib.md5(blob).hexdigest())]
+    assert sync("--verify", **env).code == 0
+    assert sync("--status", **env).code == 0
     assert [r["status"] for r in pg_rows(pg_db, "SELECT status FROM datasync.runs")] == ["ok"] * 3

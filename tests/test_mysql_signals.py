@@ -20,6 +20,7 @@ TABLES = {
     "diff": "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
 }
 # what the test session holds in PostgreSQL to block each phase
+PATIENT = {"LOCK_TIMEOUT": "3600"}  # only the cancel can end the waits below (stop() waits up to 60 s)
 BLOCKERS = {
     "full reload (DELETE)": ("full", "LOCK TABLE src.t IN SHARE MODE"),
     "incremental merge (upsert)": ("incremental", "SELECT * FROM src.t WHERE id = 1 FOR UPDATE"),
@@ -52,7 +53,7 @@ def test_a_signal_while_blocked_in_postgresql_rolls_back(sync_env, sync, mysql_d
     holder = pg_db.connect()
     try:
         holder.cursor().execute(blocker)
-        proc = start_sync(sync_env)
+        proc = start_sync({**sync_env, **PATIENT})
         wait_for(waiting_in_postgres(pg_db), what=f"the sync to wait in {phase}")
         code, out = stop(proc, sig)  # while the lock is still held
     finally:
@@ -60,6 +61,7 @@ def test_a_signal_while_blocked_in_postgresql_rolls_back(sync_env, sync, mysql_d
         holder.close()
     assert code == 143, out
     assert f"stopped by {sig.name}" in out
+    assert mysql_statements(mysql_db) == ()  # the digest or key-set query beside the merge was killed too
     assert pg_db.query("SELECT id, v FROM src.t ORDER BY id") == [(1, 1), (2, 2)]  # nothing committed
     assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "interrupted"
     again = sync()
@@ -73,7 +75,7 @@ def test_a_signal_while_blocked_in_mysql_kills_the_statement(sync_env, sync, mys
     holder = mysql_db.connect()
     try:
         holder.cursor().execute("LOCK TABLES t WRITE")  # the sync's read waits for a metadata lock
-        proc = start_sync(sync_env)
+        proc = start_sync({**sync_env, **PATIENT})
         wait_for(waiting_in_mysql(mysql_db), what="the sync to wait for MySQL's metadata lock")
         code, out = stop(proc, sig)
         assert [s for s in mysql_statements(mysql_db) if s[1] == "Query"] == []  # killed, not left waiting

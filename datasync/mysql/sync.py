@@ -33,7 +33,9 @@ from .types import Options, q
 log = logging.getLogger("datasync.mysql")
 APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
 MODES = {"incremental": incremental.run, "append": append.run, "diff": diff.run}
-LEFTOVER = "_datasync_new_%"  # tables an earlier version swapped in; one killed mid-swap could leave one
+# Tables an earlier version swapped in (named "_datasync_new_" + 16 hex digits of a SHA-1); one killed mid-swap
+# could leave one.  A regular expression, not LIKE: there "_" matches any character.
+LEFTOVER = r"^_datasync_new_[0-9a-f]{16}$"
 
 
 @dataclass
@@ -286,11 +288,15 @@ def drop_gone(job, row, target):
 
 
 def clean_leftovers(job):
-    """Drop tables a killed run of an earlier version (which swapped reloaded tables in) left behind."""
+    """Drop tables a killed run of an earlier version (which swapped reloaded tables in) left behind.
+
+    Only names of exactly that form, and never one the state knows as a copy (a MySQL table may be called so)."""
     leftovers = execute(job, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                             "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s",
+                             "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname ~ %s",
                         (job.settings.target_schema, LEFTOVER))
     for (name,) in leftovers:
+        if state.owner_of(job.pg, job.state_schema, job.settings.target_schema, name) is not None:
+            continue
         execute(job, sql.SQL("DROP TABLE IF EXISTS {}").format(ident(job.settings.target_schema, name)))
         log.warning("dropped %s.%s, left behind by an interrupted run", job.settings.target_schema, name)
     job.pg.commit()
