@@ -25,8 +25,8 @@ from ..postgres import ident
 from ..report import format_table, runs_table
 from . import keys
 from .copy import copy_select, describe_target, execute
+from .job import connect, prepare, select_tables
 from .plan import create_table_sql, decide, index_sql
-from .sync import connect, prepare, select_tables
 from .types import GEOMETRY_TYPES, INT_TYPES, q
 
 log = logging.getLogger("datasync.mysql")

@@ -10,25 +10,22 @@ touched unless MYSQL_ADOPT_TABLES names it; tables gone from MySQL are reported 
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
 from psycopg2 import sql
 
 from .. import postgres, runlog, state
-from ..config import MysqlSyncSettings
-from ..errors import EXIT_FAILED, EXIT_OK, ConfigError, ItemError, TableError
+from ..errors import EXIT_FAILED, EXIT_OK, ItemError, TableError
 from ..postgres import ident
 from ..report import format_table
-from .copy import Counts, ddl, describe_target, execute
+from .copy import ddl, describe_target, execute
+from .job import Result, connect, prepare, select_tables
 from .modes import append, diff, full, incremental
-from .plan import Step, decide, make_plan, target_names
-from .source import MySQLSource
-from .types import Options, q
+from .plan import Step, decide
+from .types import q
 
 log = logging.getLogger("datasync.mysql")
 APPLICATION = "datasync mysql_sync"  # application_name in pg_stat_activity
@@ -36,48 +33,6 @@ MODES = {"incremental": incremental.run, "append": append.run, "diff": diff.run}
 # Tables an earlier version swapped in (named "_datasync_new_" + 16 hex digits of a SHA-1); one killed mid-swap
 # could leave one.  A regular expression, not LIKE: there "_" matches any character.
 LEFTOVER = r"^_datasync_new_[0-9a-f]{16}$"
-
-
-@dataclass
-class Job:
-    settings: MysqlSyncSettings
-    run: runlog.Run
-    source: MySQLSource
-    full_refresh: bool = False
-    options: Options = Options()
-    log: logging.Logger = log
-
-    @property
-    def pg(self):
-        return self.run.pg
-
-    @property
-    def run_id(self):
-        return self.run.id
-
-    @property
-    def state_schema(self):
-        return self.settings.postgres.state_schema
-
-
-@dataclass
-class Result:
-    table: str
-    mode: str
-    status: str            # ok, failed, locked, skipped
-    counts: Counts = field(default_factory=Counts)
-    seconds: float = 0.0
-    error: str | None = None
-
-    def as_dict(self):
-        """The run-history form: plain numbers, queryable with jsonb operators."""
-        return {"table": self.table, "mode": self.mode, "status": self.status, **vars(self.counts),
-                "seconds": round(self.seconds, 3), "error": self.error}
-
-    def row(self):
-        c = self.counts
-        return [self.table, self.mode, c.inserted, c.updated, c.deleted, c.zero_dates,
-                round(self.seconds, 1), self.status if not self.error else f"{self.status}: {self.error}"]
 
 
 def run(settings, tables=(), full_refresh=False) -> int:
@@ -99,55 +54,6 @@ def sync_all(run, settings, tables, full_refresh):
         job.source.close()
     report(results)
     return EXIT_OK if all(r.status in ("ok", "locked", "skipped") for r in results) else EXIT_FAILED
-
-
-def connect(settings, run, full_refresh=False):
-    """The MySQL source, and what the export depends on: PostGIS in the target, the MySQL version."""
-    source = MySQLSource(settings.mysql, settings.common).connect()
-    runlog.on_stop(source.cancel)
-    run.watch.add(source.waiting)
-    job = Job(settings, run, source, full_refresh=full_refresh)
-    postgis = bool(execute(job, "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"))
-    job.pg.rollback()
-    version = source.version()
-    job.options = Options(settings.tinyint1_as_boolean, postgis, wkt_long_lat=source.is_mysql8(version))
-    log.info("MySQL %s (%s), PostgreSQL %s (%s/%s)", version, settings.mysql.db,
-             postgres.server_version(job.pg), settings.postgres.db, settings.target_schema)
-    return job
-
-
-def select_tables(job, cli_tables=(), present=None):
-    """Base tables matching MYSQL_TABLES / MYSQL_EXCLUDE_TABLES (and --tables when given)."""
-    names = [n for n in (present if present is not None else job.source.base_tables()) if job.settings.selects(n)]
-    if cli_tables:
-        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in cli_tables)]
-        if not names:
-            raise ConfigError(f"--tables {','.join(cli_tables)} matches no selected table in {job.settings.mysql.db}")
-    return names
-
-
-def prepare(job, names, results):
-    """Plans for the tables that can be synced; the rest go straight into ``results``."""
-    described = job.source.describe(names)
-    folded = {}
-    for name in names:
-        folded.setdefault(postgres.pg_name(name), []).append(name)
-    plans = []
-    for name in names:
-        try:
-            if len(folded[postgres.pg_name(name)]) > 1:
-                target_names(folded[postgres.pg_name(name)])  # raises, naming both tables
-            plan = make_plan(described[name], job.settings, job.settings.target_schema,
-                             postgres.pg_name(name), job.options)
-        except TableError as exc:
-            log.error("table %r cannot be synced: %s", name, exc)
-            results.append(Result(name, "-", "failed", error=str(exc)))
-            continue
-        if plan.mode == "skip":
-            results.append(Result(name, "skip", "skipped"))
-            continue
-        plans.append(plan)
-    return plans
 
 
 # ---------------------------------------------------------------- one table
