@@ -5,6 +5,8 @@
         opens the run (PostgreSQL connection, state schema, a ``runs`` row), calls
         ``body(run)`` and records its outcome -- ok, failed, unreachable or interrupted --
         after rolling back whatever was left open: an exception never leads to a commit.
+        A driver error that escapes ``body`` (between items) is classified as inside one:
+        a lost PostgreSQL connection ends the run 'unreachable', exit 3.
     run.attempt(label, work)      one table or file: a lost connection is re-opened and the
                                   item tried once more; other failures become ItemError
 
@@ -154,16 +156,21 @@ def main(body, environ=None) -> int:
     install_signal_handlers()
     try:
         return body()
-    except ConfigError as exc:
-        for problem in exc.problems:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one log line and the exit code
+        return report_failure(classify(exc))
+
+
+def report_failure(error):
+    """Log a failure that ended the process (a classified exception) and return its exit code."""
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
             log.error("configuration: %s", problem)
-        return exc.exit_code
-    except DataSyncError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
-    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 1
-        log.exception("unexpected error")
-        return EXIT_FAILED
+        return error.exit_code
+    if isinstance(error, DataSyncError):
+        log.error("%s", error)
+        return error.exit_code
+    log.error("unexpected error", exc_info=error)
+    return EXIT_FAILED
 
 
 def exit_with(code):
@@ -187,23 +194,30 @@ def run_job(settings, service, application, body) -> int:
         raise error from exc
     try:
         code = body(run)
-    except Interrupted as exc:
-        run.finish("interrupted", exc.exit_code)
-        raise
-    except UnreachableError as exc:
-        run.finish("unreachable", exc.exit_code, str(exc))
-        raise
-    except DataSyncError as exc:
-        run.finish("failed", exc.exit_code, str(exc))
-        raise
-    except BaseException as exc:
-        run.finish("failed", EXIT_FAILED, f"unexpected error: {exc.__class__.__name__}")
-        raise
+    except BaseException as exc:  # noqa: BLE001 - classified, recorded, re-raised
+        # a driver error that escaped the items (a connection lost between tables or files) means
+        # what it means inside one: a lost connection is 'unreachable', exit 3
+        error = classify(exc)
+        run.finish(*outcome(error))
+        if error is exc:
+            raise
+        raise error from exc
     else:
         run.finish("ok" if code == EXIT_OK else "failed", code)
         return code
     finally:
         run.close()
+
+
+def outcome(error):
+    """(status, exit code, error text) recorded for a run that ended with ``error`` (classified)."""
+    if isinstance(error, Interrupted):
+        return "interrupted", error.exit_code, None
+    if isinstance(error, UnreachableError):
+        return "unreachable", error.exit_code, str(error)
+    if isinstance(error, DataSyncError):
+        return "failed", error.exit_code, str(error)
+    return "failed", EXIT_FAILED, f"unexpected error: {error.__class__.__name__}"
 
 
 class Run:

@@ -101,6 +101,14 @@ def backend_waiting(pg_db, application="datasync mysql_sync", query_prefix="", w
                                args) > 0
 
 
+def terminate(pg_db, application):
+    """End the sessions of ``application`` in this test's database that wait for a lock, as an administrator
+    (or a failover) would: pg_terminate_backend.  Returns how many were ended."""
+    return pg_db.value("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND application_name = %s AND wait_event_type = 'Lock'",
+                       (application,))
+
+
 def mysql_statements(mysql_db):
     """Statements running on MySQL for the test database, other than the one asking."""
     conn = mysql_db.connect()
