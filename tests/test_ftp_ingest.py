@@ -266,7 +266,8 @@ def test_configuration_errors_exit_2(pg_db, ftp_server):
     result = run_service("ftp_log_service.py", env)
     assert result.code == 2
     for problem in ("FTP_PROTOCOL must be one of", "LOG_ENCODING must be an ASCII-compatible encoding",
-                    "LOG_TIMEZONE is not a known time zone", "SFTP_HOST_KEY must be a SHA256"):
+                    "LOG_TIMEZONE is not a known time zone", "SFTP_HOST_KEY must be a SHA256",
+                    "LOG_REGEX is required when LOG_FORMAT or LOG_FORMATS uses the regex format"):
         assert result.lines(f"configuration: {problem}"), problem
     assert PASSWORD not in result.out
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests import servers
 from tests.conftest import PgDB
+from tests.helpers import pg_rows, pick, wait_for
 from tests.helpers import start_sync as start
-from tests.helpers import wait_for
 
 BIG = ("CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(100), updated_at TIMESTAMP(6) NOT NULL "
        "DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))")
@@ -31,12 +31,14 @@ def copying(pg_db):
                                "AND query LIKE 'COPY%%'") > 0
 
 
-def test_unreachable_servers_exit_3_without_secrets(sync):
+def test_unreachable_servers_exit_3_without_secrets(sync, pg_db):
     result = sync(MYSQL_PORT=servers.free_port(), MYSQL_PASSWORD="s3cr3t-Value!")
     assert result.code == 3
     assert result.lines("cannot connect to MySQL at 127.0.0.1") and result.lines("after 2 attempt(s)")
     assert result.lines("(attempt 1 of 2, retrying in 0s)")
     assert "s3cr3t-Value!" not in result.out
+    runs = pg_rows(pg_db, "SELECT status, exit_code, finished_at IS NOT NULL AS finished FROM datasync.runs")
+    assert [pick(r, "status", "exit_code", "finished") for r in runs] == [("unreachable", 3, True)]  # not 'running'
     pg = sync(POSTGRES_PORT=servers.free_port(), POSTGRES_PASSWORD="pg-s3cret")
     assert pg.code == 3 and pg.lines("cannot connect to PostgreSQL at 127.0.0.1") and "pg-s3cret" not in pg.out
 

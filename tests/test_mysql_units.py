@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pymysql
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from datasync.errors import DataSyncError
 from datasync.mysql.copy import Export, parse_tail
 from datasync.mysql.keys import Bucketing
 from datasync.mysql.modes.diff import bucket_count, is_prime
 from datasync.mysql.plan import TablePlan, Target
-from datasync.mysql.source import Column, Index, SourceTable
+from datasync.mysql.source import Column, Index, MySQLSource, SourceTable
 from datasync.mysql.types import QUOTE, Mapping
 from datasync.state import MASK64, signed
 
@@ -114,9 +119,69 @@ def test_key_ranges_cover_exactly_their_buckets(width, buckets, key):
     bucket = abs(key) // width * (1 if key >= 0 else -1)
     assert any(lo <= key <= hi for lo, hi in ranges) == (bucket in buckets)
     assert all(lo <= hi for lo, hi in ranges) and len(ranges) <= len(buckets)
+    # disjoint: MySQL reads them as a join, where overlapping ranges would send a row twice
+    assert all(high < low for (_, high), (low, _) in zip(ranges, ranges[1:]))
 
 
 def test_digests_are_stored_as_signed_bigints():
     for value in (0, 1, 2**63 - 1, 2**63, 2**64 - 1):
         stored = signed(value)
         assert -(2**63) <= stored < 2**63 and stored & MASK64 == value
+
+
+class FakeMariaDB:
+    """A connection to a MariaDB whose information_schema.CHECK_CONSTRAINTS query fails with ``code`` (or
+    returns ``checks``): what MySQLSource sees of it through PyMySQL's cursor.  Only the driver is faked."""
+
+    def __init__(self, code=None, checks=()):
+        self.code, self.checks = code, checks
+
+    def cursor(self, cursorclass=None):
+        return FakeCursor(self)
+
+
+class FakeCursor:
+    warning_count = 0
+
+    def __init__(self, conn):
+        self.conn, self.rows = conn, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, statement, args=None):
+        if "CHECK_CONSTRAINTS" in statement:
+            if self.conn.code is not None:
+                error = pymysql.err.error_map.get(self.conn.code, pymysql.err.InternalError)
+                raise error(self.conn.code, f"error {self.conn.code} from the server")
+            self.rows = list(self.conn.checks)
+        else:
+            self.rows = [(b"10.11.6-MariaDB",)] if "VERSION()" in statement else []
+
+    def fetchall(self):
+        return self.rows
+
+
+def json_columns(conn):
+    source = MySQLSource(SimpleNamespace(db="shop"), None)
+    source.conn = conn
+    return source._json_check_columns()
+
+
+def test_mariadb_json_columns_are_found_by_their_check():
+    checks = [(b"docs", b"json_valid(`body`)"), (b"docs", b"`n` > 0"), (b"odd", b"json_valid(`a``b`)")]
+    assert json_columns(FakeMariaDB(checks=checks)) == {("docs", "body"), ("odd", "a`b")}
+
+
+@pytest.mark.parametrize("code", [1109, 1146])  # unknown table / table doesn't exist: a server without the view
+def test_mariadb_json_detection_without_check_constraints_finds_none(code):
+    assert json_columns(FakeMariaDB(code)) == set()
+
+
+@pytest.mark.parametrize("code", [1142, 1045, 2013])  # access denied, login refused, connection lost
+def test_mariadb_json_detection_raises_any_other_mysql_error(code):
+    with pytest.raises(DataSyncError, match=f"error {code} from the server"):
+        json_columns(FakeMariaDB(code))

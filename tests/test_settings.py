@@ -71,6 +71,15 @@ def test_nasty_password_reaches_mysql_from_file_and_dotenv(sync_env, mysql_db, p
         mysql_db.run(f"DROP USER '{user}'@'%'", f"DROP USER '{user}'@'localhost'")
 
 
+def test_default_target_schema_is_the_database_named_in_mysql_db_file(tmp_path):
+    name = tmp_path / "db"
+    name.write_text("Shop_DB\n")
+    env = dict(MYSQL_HOST="h", MYSQL_USER="u", POSTGRES_HOST="h", POSTGRES_DB="d", POSTGRES_USER="u",
+               MYSQL_DB_FILE=str(name), DATASYNC_ENV_FILE="/nonexistent")
+    settings = load_mysql_sync(env)
+    assert (settings.mysql.db, settings.target_schema) == ("Shop_DB", "shop_db")  # MYSQL_DB itself is not set
+
+
 def test_secret_repr():
     assert repr(Secret("x")) == "Secret('***')" and str(Secret("")) == "Secret('')"
 
