@@ -10,7 +10,9 @@
     │                                    reconnecting; a second loss ends the run (exit 3)
     ├── ItemError               exit 1   one table or file failed; the run goes on with the others
     │   ├── TableError                   a MySQL table could not be synced
-    │   │   └── ValueRejected            a value PostgreSQL cannot hold as mapped (names table, column, key)
+    │   │   ├── ValueRejected            a value PostgreSQL cannot hold as mapped (names table, column, key)
+    │   │   └── ChangedOnTheWay          MySQL warned while reading: it changed a value on the way (truncated,
+    │   │                                NULLed, a character replaced), so the copy would not be exact
     │   ├── FileError                    a remote file could not be loaded, deleted or archived
     │   │   └── TransferError            listing, reading, deleting or moving it failed (the connection may be gone)
     │   └── LockWaitTimeout              waited LOCK_TIMEOUT seconds for a lock another session holds
@@ -73,6 +75,10 @@ class TableError(ItemError):
 
 class ValueRejected(TableError):
     """A source value that PostgreSQL cannot hold as mapped."""
+
+
+class ChangedOnTheWay(TableError):  # noqa: N818 - what happened, told to the user
+    """MySQL warned while reading: a value was changed (truncated, NULLed, a character replaced)."""
 
 
 class FileError(ItemError):

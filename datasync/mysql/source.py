@@ -12,7 +12,7 @@ import pymysql.converters
 import pymysql.cursors
 from pymysql.constants import FIELD_TYPE
 
-from ..errors import ConfigError, ConnectionLost, DataSyncError, LockWaitTimeout, TableError
+from ..errors import ChangedOnTheWay, ConfigError, ConnectionLost, DataSyncError, LockWaitTimeout, TableError
 from ..report import one_line
 from ..retry import with_retries
 from .types import q
@@ -118,10 +118,6 @@ def translate(exc, what=None):
         return TableError(f"{what or 'MySQL'}: the table changed in MySQL while it was read ({reason}); "
                           "the next run reads its new structure")
     return TableError(f"{what}: MySQL: {reason}" if what else f"MySQL: {reason}")
-
-
-class ChangedOnTheWay(TableError):  # noqa: N818 - what happened, told to the user
-    """MySQL warned while reading: a value was changed (truncated, NULLed, a character replaced)."""
 
 
 class MySQLSource:
