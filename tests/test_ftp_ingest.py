@@ -260,6 +260,20 @@ def test_control_characters_in_names_are_escaped_in_logs_and_commands(inbox, ing
     assert "\x1b" not in result.out and "\x07" not in result.out
 
 
+def test_status_escapes_control_characters_in_errors(inbox, ingest, pg_db):
+    inbox.put("a.log", "2024-03-01 08:00:00 INFO one\n")
+    assert ingest().code == 0
+    pg_db.query("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'refused %', NEW.message; END$$")
+    pg_db.query("CREATE TRIGGER refuse BEFORE INSERT ON machine_logs FOR EACH ROW EXECUTE FUNCTION refuse()")
+    inbox.append("a.log", "2024-03-01 08:00:01 INFO \x1b[31mred\x07\n")
+    assert ingest().code == 1
+    assert "\x1b[31mred\x07" in ledger(pg_db, "/a.log")["last_error"]  # stored as the server said it
+    status = ingest("--status")
+    assert status.code == 0 and "refused \\x1b[31mred\\x07" in status.out
+    assert "\x1b" not in status.out and "\x07" not in status.out
+
+
 def test_configuration_errors_exit_2(pg_db, ftp_server):
     env = ftp_base_env(pg_db, ftp_server, LOG_FORMAT="regex", LOG_ENCODING="utf-16", LOG_TIMEZONE="Mars/Base",
                        SFTP_HOST_KEY="md5:aa", FTP_PROTOCOL="gopher")

@@ -160,6 +160,20 @@ def test_dry_run_writes_nothing_and_status_reports(sync, mysql_db, pg_db):
     assert details[0]["table"] == "orders" and details[0]["inserted"] == 2 and details[0]["status"] == "ok"
 
 
+def test_status_escapes_control_characters_in_errors(sync, mysql_db, pg_db):
+    """A key with a line break, quoted in a table's error, cannot forge a line of --status."""
+    forged = "2024-03-01 08:00:00 ERROR forged"
+    mysql_db.run("CREATE TABLE texts (code VARCHAR(60) PRIMARY KEY, body TEXT)", "INSERT INTO texts VALUES ('ok', 'a')")
+    assert sync().code == 0
+    mysql_db.run("INSERT INTO texts VALUES (%s, CONCAT('a', CHAR(0), 'b'))", args=(f"bad\n{forged}",))
+    result = sync()
+    assert result.code == 1 and result.lines("texts: failed: table 'texts': column 'body' contains a NUL byte")
+    assert f"code=bad\n{forged}" in table_state(pg_db, "texts")["last_error"]  # stored as it is
+    status = sync("--status")
+    assert status.code == 0 and f"code=bad\\n{forged}" in status.out
+    assert [line for line in status.out.splitlines() if line.startswith(forged)] == []
+
+
 def test_verify_detects_a_difference(sync, mysql_db, pg_db):
     orders(mysql_db, 50)
     assert sync().code == 0

@@ -1,7 +1,7 @@
 """The read-only commands of ftp_log_service.py: --status and --dry-run.
 
-Both print remote names with their control characters escaped: a name cannot split a row of
-the table or send escape sequences to a terminal.
+Both print remote names (and --status the errors, which may quote a server or a name) with their
+control characters escaped: neither can split a row of the table or send escape sequences to a terminal.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def status(settings):
         print(format_table(
             ["file", "ver", "status", "bytes loaded", "size", "lines", "rejected", "last loaded", "deleted", "error"],
             [[escape_controls(f["remote_path"]), f["version"], f["status"], f["offset_loaded"], f["size"],
-              f["lines_loaded"], f["lines_rejected"], f["last_loaded"], f["deleted_at"], f["last_error"]]
+              f["lines_loaded"], f["lines_rejected"], f["last_loaded"], f["deleted_at"],
+              f["last_error"] and escape_controls(f["last_error"])]  # the server's text, or a name in it
              for f in files]))
         return EXIT_OK
     finally:

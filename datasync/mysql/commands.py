@@ -22,7 +22,7 @@ from psycopg2 import sql
 from .. import postgres, runlog, state
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..postgres import ident
-from ..report import format_table, runs_table
+from ..report import escape_controls, format_table, runs_table
 from . import keys
 from .copy import copy_select, describe_target, execute
 from .job import connect, prepare, select_tables
@@ -48,12 +48,19 @@ def status(settings):
         print(format_table(
             ["table", "target", "mode", "cursor", "watermark", "compared", "last success", "status", "ins", "upd",
              "del", "error"],
-            [[t["source_table"], f'{t["target_schema"]}.{t["target_table"]}', t["mode"], t["cursor_column"],
-              t["watermark"], compared(t), t["last_success"], t["last_status"], t["rows_inserted"],
-              t["rows_updated"], t["rows_deleted"], t["last_error"]] for t in tables]))
+            [[escaped(v) for v in (
+                t["source_table"], f'{t["target_schema"]}.{t["target_table"]}', t["mode"], t["cursor_column"],
+                t["watermark"], compared(t), t["last_success"], t["last_status"], t["rows_inserted"],
+                t["rows_updated"], t["rows_deleted"], t["last_error"])] for t in tables]))
         return EXIT_OK
     finally:
         pg.close()
+
+
+def escaped(value):
+    """A cell of --status: names, values and error texts from the servers with their control characters
+    escaped, so none can split a row or start a line of its own."""
+    return escape_controls(value) if isinstance(value, str) else value
 
 
 def compared(t):
