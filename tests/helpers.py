@@ -11,6 +11,7 @@ import sys
 import time
 
 import psycopg2.extras
+import pymysql.cursors
 
 from tests.conftest import ROOT
 
@@ -110,12 +111,13 @@ def terminate(pg_db, application):
 
 
 def mysql_statements(mysql_db):
-    """Statements running on MySQL for the test database, other than the one asking."""
-    conn = mysql_db.connect()
+    """Statements running on MySQL for the test database, other than the one asking: a tuple of dicts
+    with the PROCESSLIST columns ID, COMMAND, STATE and INFO."""
+    conn = mysql_db.connect(cursorclass=pymysql.cursors.DictCursor)
     with conn.cursor() as cur:
         cur.execute("SELECT ID, COMMAND, STATE, INFO FROM information_schema.PROCESSLIST WHERE DB = %s "
                     "AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')", (mysql_db.name,))
-        rows = cur.fetchall()
+        rows = tuple(cur.fetchall())
     conn.close()
     return rows
 

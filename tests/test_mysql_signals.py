@@ -35,8 +35,8 @@ def waiting_in_postgres(pg_db):
 
 
 def waiting_in_mysql(mysql_db):
-    return lambda: any("lock" in (state or "").lower() for _, command, state, _ in mysql_statements(mysql_db)
-                       if command == "Query")
+    return lambda: any("lock" in (s["STATE"] or "").lower() for s in mysql_statements(mysql_db)
+                       if s["COMMAND"] == "Query")
 
 
 def two_rows(mysql_db, sync, kind):
@@ -78,7 +78,7 @@ def test_a_signal_while_blocked_in_mysql_kills_the_statement(sync_env, sync, mys
         proc = start_sync({**sync_env, **PATIENT})
         wait_for(waiting_in_mysql(mysql_db), what="the sync to wait for MySQL's metadata lock")
         code, out = stop(proc, sig)
-        assert [s for s in mysql_statements(mysql_db) if s[1] == "Query"] == []  # killed, not left waiting
+        assert [s for s in mysql_statements(mysql_db) if s["COMMAND"] == "Query"] == []  # killed, not left waiting
     finally:
         holder.cursor().execute("UNLOCK TABLES")
         holder.close()
