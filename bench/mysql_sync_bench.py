@@ -622,9 +622,9 @@ def digest_costs(b, table, changed_buckets):
         if bucketing.width:
             hashed = Bucketing(diff.bucket_count(len(numbers) * diff.ROWS_PER_BUCKET))
             queries.append((f"  with {hashed.describe()} instead", diff.digest_sql(job, plan, hashed)))
-        where = bucketing.mysql_where(plan, some) if some else "FALSE"
-        queries.append((f"re-read of {len(some)} buckets",
-                        f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source} WHERE {where}"))
+        join, where = bucketing.mysql_rows(plan, some) if some else ("", "FALSE")
+        queries.append((f"re-read of {len(some)} buckets", f"SELECT COUNT(*), SUM(LENGTH({copy_line})) {source}{join}"
+                        + (f" WHERE {where}" if where else "")))
         costs = [(what, *time_mysql(job.source, b.mysql_pid, statement)) for what, statement in queries]
         explain = job.source.execute("EXPLAIN " + digest)
         return {"table": table, "queries": costs, "explain": explain, "buckets": len(numbers),

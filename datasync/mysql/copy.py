@@ -115,9 +115,9 @@ class Export:
             fields.append(f"IFNULL({field}, '')" if t.nullable else field)
         return "CONCAT_WS('\\t', " + ", ".join(fields) + ")"
 
-    def select(self, where="", order=""):
+    def select(self, where="", order="", join=""):
         columns = [self.line()] + [c for c in (self.tail(),) if c] + ([" + ".join(self.zeros)] if self.zeros else [])
-        return (f"SELECT {', '.join(columns)} FROM {q(self.plan.source.name)}"
+        return (f"SELECT {', '.join(columns)} FROM {q(self.plan.source.name)}{join}"
                 + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else ""))
 
     # --- Python side -----------------------------------------------------------------------
@@ -179,8 +179,8 @@ def parse_tail(tail):
     return out
 
 
-def copy_select(job, plan, table_sql, targets=None, where="", args=None, order="", freeze=False):
-    """COPY the rows of ``plan``'s MySQL table (filtered by ``where``) into ``table_sql``.
+def copy_select(job, plan, table_sql, targets=None, where="", args=None, order="", freeze=False, join=""):
+    """COPY the rows of ``plan``'s MySQL table (filtered by ``join`` and ``where``) into ``table_sql``.
 
     Returns (rows copied, zero dates nulled).  Values too large for one packet follow in
     pieces.  A value PostgreSQL refuses becomes a ValueRejected naming the table, column and
@@ -193,7 +193,7 @@ def copy_select(job, plan, table_sql, targets=None, where="", args=None, order="
 
     def chunks():
         nonlocal zeros
-        for rows in job.source.stream(export.select(where, order), args, what=f"table {plan.label!r}"):
+        for rows in job.source.stream(export.select(where, order, join), args, what=f"table {plan.label!r}"):
             if export.zeros:
                 zeros += sum(r[-1] for r in rows)
             progress.add(len(rows))

@@ -23,6 +23,8 @@ TEXT = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum",
 INTEGERS = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint")
 HASHABLE = INTEGERS + TEXT + ("decimal", "binary", "varbinary", "date", "datetime", "timestamp", "year")
 TAB = "x'09'"
+JOINED_RANGES = 5000  # key ranges MySQL reads as a join of (low, high) pairs; more: one scan
+RANGE_LOW, RANGE_HIGH = "`_datasync_low`", "`_datasync_high`"
 
 
 def unsupported(plan):
@@ -124,20 +126,37 @@ class Bucketing:
                 out.append([b, b])
         return [(low(first), high(last)) for first, last in out]
 
-    def mysql_where(self, plan, buckets):
-        """A MySQL condition selecting the rows of ``buckets`` (through the key's index for ranges)."""
-        if self.width:
-            column = q(plan.key[0])
-            return " OR ".join(f"{column} BETWEEN {lo} AND {hi}" for lo, hi in self.ranges(buckets))
-        return f"{self.mysql(plan)} IN ({', '.join(map(str, sorted(buckets)))})"
+    def mysql_rows(self, plan, buckets):
+        """(join, where): how MySQL reads the rows of ``buckets``.
 
-    def pg_where(self, plan, buckets, alias):
+        Key ranges are joined as a derived table of (low, high) pairs, so each range is one scan
+        of the key's index; a WHERE of ORed ranges would be tested whole against every row read
+        (MariaDB and MySQL both do: 0.9 s instead of 0.07 s for 900 ranges).  Past JOINED_RANGES
+        ranges, or for hash buckets, one scan with an IN list (a binary search per row)."""
+        ranges = self.ranges(buckets) if self.width else []
+        if ranges and len(ranges) <= JOINED_RANGES:
+            pairs = " UNION ALL ".join(f"SELECT {lo} AS {RANGE_LOW}, {hi} AS {RANGE_HIGH}" if i == 0 else
+                                       f"SELECT {lo}, {hi}" for i, (lo, hi) in enumerate(ranges))
+            return (f" JOIN ({pairs}) AS {q('_datasync_ranges')} ON {q(plan.key[0])} BETWEEN {RANGE_LOW} "
+                    f"AND {RANGE_HIGH}", "")
+        return "", f"{self.mysql(plan)} IN ({', '.join(map(str, sorted(buckets)))})"
+
+    def pg_rows(self, plan, buckets, alias):
+        """(using, where): how PostgreSQL finds the copy's rows of ``buckets`` (alias ``alias``).
+
+        Key ranges are joined from two arrays, each range one scan of the key's index (ORed ranges
+        would be tested whole against every row); hash buckets are one scan."""
         if self.width:
             first = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
-            return sql.SQL("({})").format(sql.SQL(" OR ").join(
-                sql.SQL("{} BETWEEN {} AND {}").format(first, sql.Literal(lo), sql.Literal(hi))
-                for lo, hi in self.ranges(buckets)))
-        return sql.SQL("{} = ANY({})").format(self.pg(plan, alias), sql.Literal(sorted(buckets)))
+            numeric = plan.target_of(plan.key[0]).mapping.pg_type.startswith("numeric")
+            pg_type, low, high = ("numeric[]", None, None) if numeric else ("bigint[]", -(1 << 63), (1 << 63) - 1)
+            # a signed key's last range may reach past bigint: no value lies there, so it is cut off
+            ranges = self.ranges(buckets)
+            lows, highs = zip(*(ranges if numeric else ((max(lo, low), min(hi, high)) for lo, hi in ranges)))
+            using = sql.SQL("unnest({}::{t}, {}::{t}) AS _datasync_ranges (low, high)").format(
+                sql.Literal(list(lows)), sql.Literal(list(highs)), t=sql.SQL(pg_type))
+            return using, sql.SQL("{} BETWEEN _datasync_ranges.low AND _datasync_ranges.high").format(first)
+        return None, sql.SQL("{} = ANY({})").format(self.pg(plan, alias), sql.Literal(sorted(buckets)))
 
 
 def mysql_key_hash(plan):
