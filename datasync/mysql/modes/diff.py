@@ -169,33 +169,27 @@ def save(job, plan, changed, current, replace_all):
 def merge(job, plan, bucketing, changed, current, stored):
     """Re-read the changed buckets into a stage and merge them in place; returns the Counts."""
     everything = not stored
+    # the planner overestimates the key-range lookups (a range's rows from a parameter), and compiling
+    # them (JIT) would take longer than running them
+    execute(job, "SET LOCAL jit = off")
     bucket = Target("", BUCKET, Mapping("bigint", bucketing.mysql(plan)), False)
     execute(job, sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(ident(STAGE), table_ref(plan)))
     execute(job, sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint").format(ident(STAGE), ident(BUCKET)))
     join, where = ("", "") if everything else bucketing.mysql_rows(plan, changed)
     compared, zeros = copy_select(job, plan, ident(STAGE), targets=plan.columns + [bucket], where=where, join=join)
     execute(job, sql.SQL("CREATE INDEX ON {} ({})").format(ident(STAGE), sql.SQL(", ").join(map(ident, plan.pg_key()))))
-    few = few_rows(job, plan, compared, sum(rows for rows, _ in stored.values()))
-    if not few:
-        execute(job, sql.SQL("ANALYZE {}").format(ident(STAGE)))
+    execute(job, sql.SQL("ANALYZE {}").format(ident(STAGE)))
     deleted = delete_gone(job, plan, bucketing, changed, current, stored, everything)
-    updated = update_changed(job, plan)
+    updated = update_changed(job, plan, by_key=few_rows(job, plan, compared, sum(r for r, _ in stored.values())))
     inserted = insert_new(job, plan)
-    if few:
-        execute(job, "RESET enable_hashjoin; RESET enable_mergejoin")
     return Counts(inserted, updated, deleted, zeros, compared)
 
 
 def few_rows(job, plan, staged, stored_rows):
-    """When the stage holds few rows against the copy (under FEW of them) and the copy's primary key
-    is there, the merge looks each staged row up through that key: planned on its own, PostgreSQL
-    would hash-join over a scan of the whole copy (four times, 0.3 s each per million rows)."""
-    if staged * FEW > stored_rows or not execute(job, "SELECT 1 FROM pg_index WHERE indrelid = %s::regclass "
-                                                      "AND indisprimary AND indisvalid",
-                                                 (table_ref(plan).as_string(job.pg),)):
-        return False
-    execute(job, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-    return True
+    """The stage holds few rows against the copy (under 1/FEW of them) and the copy has its primary key."""
+    return staged * FEW <= stored_rows and bool(execute(
+        job, "SELECT 1 FROM pg_index WHERE indrelid = %s::regclass AND indisprimary AND indisvalid",
+        (table_ref(plan).as_string(job.pg),)))
 
 
 def _match(plan, left="t", right="s"):
@@ -232,17 +226,25 @@ def delete_gone(job, plan, bucketing, changed, current, stored, everything):
     return deleted
 
 
-def update_changed(job, plan):
+def update_changed(job, plan, by_key=False):
+    """Update the copy's rows whose staged values differ.  ``by_key``: look each staged row up through the
+    copy's primary key; planned on its own, PostgreSQL hash-joins over a scan of the whole copy (0.33 s
+    against 0.14 s for 17k staged rows in a million)."""
     rest = [t.name for t in plan.columns if t.name not in plan.pg_key()]
     if not rest:
         return 0
+    if by_key:
+        execute(job, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
     with job.pg.cursor() as cur:
         cur.execute(sql.SQL("UPDATE {t} t SET {sets} FROM {s} s WHERE {m} AND ROW({old}) IS DISTINCT FROM ROW({new})")
                     .format(t=table_ref(plan), s=ident(STAGE), m=_match(plan),
                             sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(ident(c)) for c in rest),
                             old=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(c)) for c in rest),
                             new=sql.SQL(", ").join(sql.SQL("s.{}").format(ident(c)) for c in rest)))
-        return cur.rowcount
+        updated = cur.rowcount
+    if by_key:
+        execute(job, "RESET enable_hashjoin; RESET enable_mergejoin")
+    return updated
 
 
 def insert_new(job, plan):
