@@ -6,7 +6,9 @@ throwaway PostgreSQL database and prints seconds, lines/s, peak RSS and the rati
   - one 1M-line CSV log (about 76 MB): ingestion vs `psql \\copy` into a plain table;
   - 1,000 small files (about 1 KB each) in one run;
   - peak RSS for a 100k-line and a 1M-line file.
-Targets (issue #3): ratio <= 1.5; 1,000 files <= 30 s; peak RSS <= 150 MB and flat.
+Targets: the service <= 1.2x PostgreSQL alone storing the same rows (the owners' decision: the log
+table keeps its layout; the ratio to the raw file's \\copy, 1.5 in issue #3, is printed for reference);
+1,000 files <= 30 s; peak RSS <= 150 MB and flat.
 
     python bench/ftp_ingest_bench.py [--lines 1000000] [--small 100000] [--files 1000]
 """
@@ -82,8 +84,8 @@ def psql_copy(pgsrv, pgdb, statement):
 
 def ingest(pgdb, server, **extra):
     env = ftp_base_env(pgdb, server, FTP_TARGET_SCHEMA="bench", **extra)
-    seconds, rss, out = timed([sys.executable, str(ROOT / "ftp_log_service.py")], env=env)
-    return seconds, rss, out
+    run = timed([sys.executable, str(ROOT / "ftp_log_service.py")], env=env)
+    return run.seconds, run.rss, run.out
 
 
 def count(pgdb):
@@ -150,11 +152,11 @@ def main():
 
     size_mb, copy_s, floor_s, seconds, rss = big_file(pgsrv, args.lines, True)
     print(f"{args.lines:,}-line CSV ({size_mb:.0f} MB): psql \\copy {copy_s:.2f}s; ftp_log_service {seconds:.2f}s "
-          f"({args.lines / seconds:,.0f} lines/s), ratio {seconds / copy_s:.2f} (target <= 1.5), "
+          f"({args.lines / seconds:,.0f} lines/s), ratio {seconds / copy_s:.2f} (reference), "
           f"peak RSS {rss:.0f} MB")
     print(f"  PostgreSQL's share alone (psql \\copy of the rows the service sends into machine_logs): "
           f"{floor_s:.2f}s = {floor_s / copy_s:.2f}x the raw file's \\copy; the service takes "
-          f"{seconds / floor_s:.2f}x that")
+          f"{seconds / floor_s:.2f}x that (target <= 1.2: {'met' if seconds / floor_s <= 1.2 else 'MISSED'})")
     _, _, _, small_s, small_rss = big_file(pgsrv, args.small, False)
     print(f"{args.small:,}-line CSV: {small_s:.2f}s, peak RSS {small_rss:.0f} MB "
           f"(vs {rss:.0f} MB at {args.lines:,}; target <= 150 MB and flat)")

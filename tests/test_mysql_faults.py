@@ -83,6 +83,30 @@ def test_sigterm_rolls_back_and_exits_143(sync_env, mysql_db, pg_db):
     assert pg_db.value("SELECT status FROM datasync.runs") == "interrupted"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("mode", ["full", "incremental", "diff"])
+def test_a_signal_mid_copy_keeps_the_copy_as_it_was(sync_env, sync, mysql_db, pg_db, mode, sig):
+    """A reload in place, an incremental stage and a diff re-read, each stopped while its COPY runs: the
+    copy keeps every row it had, in the same table, and the next run does the work."""
+    fill_big(mysql_db)
+    env = {**sync_env, "MYSQL_SYNC_MODES": f"big={mode}"}
+    assert sync(MYSQL_SYNC_MODES=f"big={mode}").code == 0
+    oid = pg_db.value("SELECT 'src.big'::regclass::oid")
+    mysql_db.run("UPDATE big SET payload = 'changed'")  # every row: the whole table travels again
+    proc = start(env)
+    wait_for(copying(pg_db), what="the COPY to start")
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out
+    assert f"stopped by {sig.name}" in out
+    assert pg_db.query("SELECT payload, count(*) FROM src.big GROUP BY 1") == [("original", 400_000)]
+    assert pg_db.value("SELECT 'src.big'::regclass::oid") == oid
+    assert pg_db.value("SELECT status FROM datasync.runs ORDER BY id DESC LIMIT 1") == "interrupted"
+    again = sync(MYSQL_SYNC_MODES=f"big={mode}")
+    assert again.code == 0, again.out
+    assert pg_db.query("SELECT payload, count(*) FROM src.big GROUP BY 1") == [("changed", 400_000)]
+
+
 def test_mysql_connection_killed_mid_read_is_retried(sync_env, mysql_db, pg_db):
     fill_big(mysql_db)
     proc = start(sync_env)
