@@ -162,15 +162,6 @@ def is_connection_error(exc):
     return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
 
-def reopen(conn, pg, common, application_name):
-    """Close ``conn``, whatever its state, and return a fresh connection (raises UnreachableError)."""
-    try:
-        conn.close()
-    except psycopg2.Error:
-        pass
-    return connect(pg, common, application_name)
-
-
 def usable(conn):
     """False when the connection is closed or broken (its transaction status is unknown)."""
     return not conn.closed and conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN

@@ -54,6 +54,10 @@ EXIT_CODES_HELP = """exit codes:
 _stop_hooks = []
 _stop_lock = threading.Lock()
 _raised = False  # Interrupted was raised in the main thread
+# held while the watcher runs the stop hooks, and by the main thread from its exit on: the process never
+# ends while a hook is inside a driver (OpenSSL's clean-up at exit under a hook's TLS handshake: SIGSEGV)
+_hooks_running = threading.Lock()
+_exiting = False
 
 
 # ---------------------------------------------------------------- signals
@@ -93,16 +97,34 @@ def _watch(fd):
             return
         if stops:
             Interrupted.received = Interrupted.received or f"stopped by {signal.Signals(stops[0]).name}"
-            with _stop_lock:
-                hooks = list(_stop_hooks)
-            for hook in hooks:
-                try:
-                    hook()
-                except Exception:  # noqa: BLE001 - a hook that fails must not stop the others
-                    log.debug("stop hook failed", exc_info=True)
+            with _hooks_running:
+                if _exiting:
+                    return
+                _run_stop_hooks()
+
+
+def _run_stop_hooks():
+    with _stop_lock:
+        hooks = list(_stop_hooks)
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - a hook that fails must not stop the others
+            log.debug("stop hook failed", exc_info=True)
+
+
+def _quiesce(timeout=10.0):
+    """Wait (at most ``timeout``) for stop hooks in flight, and let none start after: the process may end."""
+    global _exiting
+    if _hooks_running.acquire(timeout=timeout):
+        _exiting = True  # the lock stays held: no hook starts any more
 
 
 def install_signal_handlers():
+    global _exiting
+    if _exiting:  # main() ran before in this process (tests call it in-process): hooks may run again
+        _exiting = False
+        _hooks_running.release()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     read_fd, write_fd = os.pipe()
@@ -158,6 +180,8 @@ def main(body, environ=None) -> int:
         return body()
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one log line and the exit code
         return report_failure(classify(exc))
+    finally:
+        _quiesce()
 
 
 def report_failure(error):
@@ -231,6 +255,9 @@ class Run:
         self.locks = []            # session advisory locks held for the whole run
         self.watch = LockWatch()
         self.monitor = None        # a second connection, opened when a statement runs long, to see its waits
+        # cancel() runs in the stop watcher's thread: closing the connection meanwhile would free what
+        # psycopg2's cancel is using (a crash, SIGSEGV), so closing and cancelling take turns
+        self.pg_lock = threading.Lock()
 
     @property
     def schema(self):
@@ -260,16 +287,32 @@ class Run:
 
     def cancel(self):
         """Stop hook: cancel the statement this run's connection is executing, if any."""
-        pg = self.pg
-        if pg is not None and not pg.closed:
-            pg.cancel()
+        with self.pg_lock:
+            pg = self.pg
+            if pg is not None and not pg.closed:
+                pg.cancel()
 
     def close(self):
         forget_stop(self.cancel)
         self.watch.stop()
-        for conn in (self.pg, self.monitor):
-            if conn is not None:
-                conn.close()
+        self.close_pg()
+        if self.monitor is not None:
+            self.monitor.close()
+
+    def close_pg(self):
+        """Close this run's connection (never while cancel() is using it), whatever its state."""
+        with self.pg_lock:
+            if self.pg is not None:
+                try:
+                    self.pg.close()
+                except psycopg2.Error:
+                    log.debug("closing a broken connection", exc_info=True)
+
+    def reopen(self):
+        """Close this run's connection and open a fresh one (raises UnreachableError)."""
+        self.close_pg()
+        self.pg = self.connect()
+        return self.pg
 
     def try_lock(self, name):
         """A session advisory lock held until the run ends; False when another session holds it."""
@@ -280,7 +323,7 @@ class Run:
 
     def reconnect(self):
         """A fresh PostgreSQL connection, with the run-wide locks taken again."""
-        self.pg = postgres.reopen(self.pg, self.settings.postgres, self.settings.common, self.application)
+        self.reopen()
         for name in self.locks:
             if not postgres.try_lock(self.pg, name):
                 raise DataSyncError(f"lost the lock {name} while reconnecting, and another run took it; "
@@ -329,7 +372,7 @@ class Run:
         try:
             self.rollback()
             if self.pg is None or self.pg.closed or not postgres.usable(self.pg):
-                self.pg = postgres.reopen(self.pg, self.settings.postgres, self.settings.common, self.application)
+                self.reopen()
             state.finish_run(self.pg, self.schema, self.id, status, code, details)
         except (psycopg2.Error, UnreachableError, Interrupted) as exc:
             log.warning("could not record this run's outcome (%s) in %s.runs: %s", status, self.schema, one_line(exc))
