@@ -322,10 +322,12 @@ def test_unreachable_server_exit_3_without_password(pg_db, protocol):
 
 
 def test_least_privilege_is_enough_for_the_log_ingestion(inbox, ingest, pg_db):
-    """The README's grants and nothing more: no CREATE on the database, the schemas created for the role."""
+    """The README's grants and nothing more: PUBLIC's database defaults revoked, CONNECT and TEMPORARY
+    granted, the schemas created for the role."""
     role = f"ds_{uuid.uuid4().hex[:8]}"
-    pg_db.query(f"CREATE ROLE {role} LOGIN; REVOKE CREATE ON DATABASE \"{pg_db.name}\" FROM PUBLIC; "
-                f"CREATE SCHEMA logs AUTHORIZATION {role}; CREATE SCHEMA datasync AUTHORIZATION {role}")
+    pg_db.query(f"REVOKE ALL ON DATABASE \"{pg_db.name}\" FROM PUBLIC; CREATE ROLE {role} LOGIN; "
+                f"CREATE SCHEMA logs AUTHORIZATION {role}; CREATE SCHEMA datasync AUTHORIZATION {role}; "
+                f"GRANT CONNECT, TEMPORARY ON DATABASE \"{pg_db.name}\" TO {role}")
     try:
         inbox.put("press01/a.log", "2024-03-01 08:00:00 INFO one\n")
         env = {"POSTGRES_USER": role, "FTP_TARGET_SCHEMA": "logs", "DELETE_AFTER_SYNC": "true"}
