@@ -148,13 +148,13 @@ class Bucketing:
         would be tested whole against every row); hash buckets are one scan."""
         if self.width:
             first = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(plan.pg_key()[0]))
-            numeric = plan.target_of(plan.key[0]).mapping.pg_type.startswith("numeric")
-            pg_type, low, high = ("numeric[]", None, None) if numeric else ("bigint[]", -(1 << 63), (1 << 63) - 1)
-            # a signed key's last range may reach past bigint: no value lies there, so it is cut off
             ranges = self.ranges(buckets)
-            lows, highs = zip(*(ranges if numeric else ((max(lo, low), min(hi, high)) for lo, hi in ranges)))
+            numeric = plan.target_of(plan.key[0]).mapping.pg_type.startswith("numeric")
+            if not numeric:  # a signed key's last range may reach past bigint, where no value lies: cut off
+                ranges = [(max(lo, -(1 << 63)), min(hi, (1 << 63) - 1)) for lo, hi in ranges]
+            lows, highs = zip(*ranges)
             using = sql.SQL("unnest({}::{t}, {}::{t}) AS _datasync_ranges (low, high)").format(
-                sql.Literal(list(lows)), sql.Literal(list(highs)), t=sql.SQL(pg_type))
+                sql.Literal(list(lows)), sql.Literal(list(highs)), t=sql.SQL("numeric[]" if numeric else "bigint[]"))
             return using, sql.SQL("{} BETWEEN _datasync_ranges.low AND _datasync_ranges.high").format(first)
         return None, sql.SQL("{} = ANY({})").format(self.pg(plan, alias), sql.Literal(sorted(buckets)))
 
